@@ -1,0 +1,37 @@
+/** The one error file: KernError, and the kern_return_t ↔ name tables. */
+import { KernReturn, MachMsgReturn, type KernReturnName } from './constants.js';
+
+const namesByCode = new Map<number, string>();
+for (const table of [KernReturn, MachMsgReturn]) {
+  for (const [name, code] of Object.entries(table)) {
+    if (!namesByCode.has(code)) namesByCode.set(code, name);
+  }
+}
+
+/** The Mach name of a return code, e.g. `krName(15) === 'KERN_INVALID_NAME'`. */
+export function krName(kr: number): string {
+  return namesByCode.get(kr) ?? `KERN_RETURN_${kr}`;
+}
+
+/**
+ * A kernel call's failure on the idiomatic face. `code` is the Mach name and `kr` its number,
+ * so callers can switch on either; `cause` carries the underlying failure when a node crashed.
+ */
+export class KernError extends Error {
+  override readonly name = 'KernError';
+  readonly code: KernReturnName | string;
+  readonly kr: number;
+
+  constructor(kr: number, message?: string, options?: { cause?: unknown }) {
+    const code = krName(kr);
+    super(message ? `${code}: ${message}` : code, options);
+    this.code = code;
+    this.kr = kr;
+  }
+}
+
+/** Returns `result` when `kr` is success, otherwise throws a KernError (the idiomatic face). */
+export function unwrapKr<T extends { kr: number }>(result: T, what: string): T {
+  if (result.kr !== 0) throw new KernError(result.kr, what);
+  return result;
+}

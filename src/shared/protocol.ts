@@ -1,0 +1,180 @@
+/**
+ * The wire protocol between the host and its nodes: the one place message shapes are declared.
+ * Control-plane calls are the `NodeApi` interface, exposed by each node over comlink; every
+ * routine resolves to a plain `{ kr, ... }` record and never rejects for a Mach error. Memory
+ * and ledgers cross the wire as SharedArrayBuffers, which structured clone shares, never copies.
+ */
+import type { NodeId, SecurityToken, TaskId } from './types.js';
+
+/** First message on a node's parentPort (before comlink takes over): who it is and its tables. */
+export interface NodeStartup {
+  readonly op: 'startup';
+  readonly node: NodeId;
+  readonly nodes: number;
+  readonly pageSize: number;
+  /** One reference-count table per node's default pager, indexed by node (see REF_TABLE_SLOTS). */
+  readonly refTables: readonly SharedArrayBuffer[];
+}
+
+/** The node's answer once it has installed its pager and exposed its NodeApi. */
+export interface NodeReady {
+  readonly op: 'ready';
+  readonly node: NodeId;
+}
+
+export type NodeBootMessage = NodeStartup | NodeReady;
+
+/**
+ * Memory-object reference counts live in one Int32Array per home pager, shared by every node,
+ * so mapping an object on any node takes its reference with one Atomics.add and no message.
+ *
+ *   refTables[home]: | slot 0 | slot 1 | ... | slot REF_TABLE_SLOTS-1 |   (Int32 each)
+ *                      count of vm maps (and in-flight task images) mapping that object
+ */
+export const REF_TABLE_SLOTS = 1 << 20;
+export const REF_TABLE_BYTES = REF_TABLE_SLOTS * Int32Array.BYTES_PER_ELEMENT;
+
+/** A memory object on the wire: its home pager, its slot there, and the memory itself. */
+export interface MemoryObjectRef {
+  readonly home: NodeId;
+  readonly slot: number;
+  readonly sab: SharedArrayBuffer;
+}
+
+/** The part of a memory object a home pager needs to free it. */
+export interface MemoryObjectName {
+  readonly home: NodeId;
+  readonly slot: number;
+}
+
+/**
+ * A ledger on the wire. Layout of `sab` (BigInt64 words, updated with Atomics):
+ *   | 0: limit in bytes | 1: bytes charged |
+ */
+export interface LedgerRef {
+  readonly id: number;
+  readonly sab: SharedArrayBuffer;
+}
+export const LEDGER_LIMIT = 0;
+export const LEDGER_BALANCE = 1;
+export const LEDGER_WORDS = 2;
+
+/** task_create's two ledgers: wired, then paged. */
+export type TaskLedgers = readonly [wired: LedgerRef, paged: LedgerRef];
+
+/** One vm map entry as it travels inside a task image. */
+export interface VmEntryImage {
+  readonly start: number;
+  readonly end: number;
+  readonly object: MemoryObjectRef;
+  readonly offset: number;
+  readonly protection: number;
+  readonly maxProtection: number;
+  readonly inheritance: number;
+}
+
+/**
+ * Everything a child task is made of, captured atomically on the parent's node. Each entry's
+ * object already holds one reference taken for the child, which the child's map adopts.
+ */
+export interface TaskImage {
+  readonly entries: readonly VmEntryImage[];
+  readonly token: SecurityToken;
+  readonly ledgers: TaskLedgers;
+}
+
+/** How a child's address space is drawn from its parent (MACH.md §4). */
+export type ForkMode = 'create' | 'clone' | 'teleport';
+
+/** vm_region's answer (VM_REGION_BASIC_INFO plus the region's bounds). */
+export interface RegionInfo {
+  readonly address: number;
+  readonly size: number;
+  readonly protection: number;
+  readonly maxProtection: number;
+  readonly inheritance: number;
+  /** True while another task maps the same memory object. */
+  readonly shared: boolean;
+  readonly offset: number;
+  /** Which memory object backs the region: `home:slot`. */
+  readonly object: string;
+}
+
+/** task_info's answer. */
+export interface TaskBasicInfo {
+  readonly node: NodeId;
+  readonly suspendCount: number;
+  readonly virtualSize: number;
+  readonly regionCount: number;
+  readonly threadCount: number;
+  readonly securityToken: SecurityToken;
+}
+
+/** default_pager_info for one node. */
+export interface PagerInfo {
+  readonly node: NodeId;
+  readonly objects: number;
+  readonly bytes: number;
+}
+
+export interface KrReply { readonly kr: number }
+/** Replies that may drop the last reference to objects homed on other nodes. */
+export interface ReleasingReply extends KrReply { readonly released: readonly MemoryObjectName[] }
+
+/** The fork reply: a finished child when it lives on this node, else an image to adopt. */
+export type ForkReply =
+  | { readonly kr: number; readonly child: TaskId; readonly image?: undefined }
+  | { readonly kr: number; readonly image: TaskImage; readonly child?: undefined }
+  | { readonly kr: number; readonly child?: undefined; readonly image?: undefined };
+
+/** A direct view of task memory: the region's buffer and the byte range within it. */
+export interface ViewReply extends KrReply {
+  readonly sab?: SharedArrayBuffer;
+  readonly byteOffset?: number;
+  readonly length?: number;
+}
+
+/** The control-plane interface every node exposes (comlink `expose`). */
+export interface NodeApi {
+  taskBootstrap(token: SecurityToken, ledgers: TaskLedgers): { kr: number; task?: TaskId };
+  taskFork(parent: TaskId, mode: ForkMode, inheritMemory: boolean, childNode: NodeId,
+    ledgers: TaskLedgers | null): ForkReply;
+  taskAdopt(image: TaskImage): { kr: number; task?: TaskId };
+  taskTerminate(task: TaskId): ReleasingReply;
+  taskSuspend(task: TaskId): KrReply;
+  taskResume(task: TaskId): KrReply;
+  taskInfo(task: TaskId): { kr: number; info?: TaskBasicInfo };
+  taskSetSecurityToken(task: TaskId, token: SecurityToken): KrReply;
+  taskExecute(task: TaskId, moduleUrl: string, exportName: string, args: readonly unknown[]):
+    Promise<{ kr: number; value?: unknown; error?: SerializedError }>;
+
+  vmAllocate(task: TaskId, address: number, size: number, anywhere: boolean): { kr: number; address: number };
+  vmDeallocate(task: TaskId, address: number, size: number): ReleasingReply;
+  vmProtect(task: TaskId, address: number, size: number, setMaximum: boolean, protection: number): KrReply;
+  vmInherit(task: TaskId, address: number, size: number, inheritance: number): KrReply;
+  vmRegion(task: TaskId, address: number): { kr: number; region?: RegionInfo };
+  vmRegions(task: TaskId): { kr: number; regions?: RegionInfo[] };
+  vmRead(task: TaskId, address: number, size: number): { kr: number; data?: Uint8Array };
+  vmWrite(task: TaskId, address: number, data: Uint8Array): KrReply;
+  vmCopy(task: TaskId, source: number, size: number, dest: number): KrReply;
+  vmView(task: TaskId, address: number, size: number): ViewReply;
+
+  pagerRelease(objects: readonly MemoryObjectName[]): KrReply;
+  pagerInfo(): PagerInfo;
+}
+
+/** A non-Mach failure crossing the wire (a thrown error in user code run by taskExecute). */
+export interface SerializedError {
+  readonly name: string;
+  readonly message: string;
+  readonly stack?: string;
+}
+
+export function serializeError(error: unknown): SerializedError {
+  if (error instanceof Error) {
+    return error.stack === undefined
+      ? { name: error.name, message: error.message }
+      : { name: error.name, message: error.message, stack: error.stack };
+  }
+  return { name: 'Error', message: String(error) };
+}
