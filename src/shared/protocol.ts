@@ -121,11 +121,15 @@ export interface KrReply { readonly kr: number }
 /** Replies that may drop the last reference to objects homed on other nodes. */
 export interface ReleasingReply extends KrReply { readonly released: readonly MemoryObjectName[] }
 
-/** The fork reply: a finished child when it lives on this node, else an image to adopt. */
-export type ForkReply =
-  | { readonly kr: number; readonly child: TaskId; readonly image?: undefined }
-  | { readonly kr: number; readonly image: TaskImage; readonly child?: undefined }
-  | { readonly kr: number; readonly child?: undefined; readonly image?: undefined };
+/**
+ * The fork reply: `child` when the child was finished on the parent's node, else `image` for
+ * the child's node to adopt; `released` as for ReleasingReply (a teleported parent's memory).
+ */
+export interface ForkReply extends KrReply {
+  readonly child?: TaskId;
+  readonly image?: TaskImage;
+  readonly released?: readonly MemoryObjectName[];
+}
 
 /** A direct view of task memory: the region's buffer and the byte range within it. */
 export interface ViewReply extends KrReply {

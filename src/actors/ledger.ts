@@ -1,0 +1,64 @@
+/**
+ * Ledgers: shared limits on the memory tasks may create (Mach `ledger_t`; task_create.html
+ * documents them as unimplemented, norma enforces them). A ledger's words live in a
+ * SharedArrayBuffer so tasks on every node charge the same balance with Atomics, lock-free.
+ */
+import { LEDGER_BALANCE, LEDGER_LIMIT, LEDGER_WORDS, type LedgerRef } from '../shared/protocol.js';
+
+const UNLIMITED = (1n << 63n) - 1n;
+
+export class Ledger {
+  readonly ref: LedgerRef;
+  readonly #words: BigInt64Array;
+
+  constructor(ref: LedgerRef) {
+    this.ref = ref;
+    this.#words = new BigInt64Array(ref.sab, 0, LEDGER_WORDS);
+  }
+
+  /** A new ledger; `limit` in bytes, or Infinity for none. */
+  static create(id: number, limit: number): Ledger {
+    const sab = new SharedArrayBuffer(LEDGER_WORDS * BigInt64Array.BYTES_PER_ELEMENT);
+    const words = new BigInt64Array(sab);
+    words[LEDGER_LIMIT] = limit === Infinity ? UNLIMITED : BigInt(limit);
+    return new Ledger({ id, sab });
+  }
+
+  get id(): number { return this.ref.id; }
+
+  /** The limit in bytes (Infinity when unlimited). */
+  get limit(): number {
+    const limit = Atomics.load(this.#words, LEDGER_LIMIT);
+    return limit === UNLIMITED ? Infinity : Number(limit);
+  }
+
+  /** Bytes currently charged by every task drawing on this ledger. */
+  get balance(): number { return Number(Atomics.load(this.#words, LEDGER_BALANCE)); }
+
+  /**
+   * Charges `bytes` if the balance stays within the limit. A compare-exchange loop, so two
+   * nodes charging at once can never together pass the limit.
+   */
+  charge(bytes: number): boolean {
+    const amount = BigInt(bytes);
+    const limit = Atomics.load(this.#words, LEDGER_LIMIT);
+    for (;;) {
+      const balance = Atomics.load(this.#words, LEDGER_BALANCE);
+      if (balance + amount > limit) return false;
+      if (Atomics.compareExchange(this.#words, LEDGER_BALANCE, balance, balance + amount) === balance) {
+        return true;
+      }
+    }
+  }
+
+  credit(bytes: number): void {
+    Atomics.sub(this.#words, LEDGER_BALANCE, BigInt(bytes));
+  }
+}
+
+export function isLedgerRef(value: unknown): value is LedgerRef {
+  if (typeof value !== 'object' || value === null) return false;
+  const candidate = value as Partial<LedgerRef>;
+  return typeof candidate.id === 'number' && candidate.sab instanceof SharedArrayBuffer &&
+    candidate.sab.byteLength >= LEDGER_WORDS * BigInt64Array.BYTES_PER_ELEMENT;
+}

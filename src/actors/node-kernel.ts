@@ -1,0 +1,327 @@
+/**
+ * The kernel of one node: its task table and default pager, and the NodeApi routines the host
+ * calls. Task creation captures the parent's map here in one synchronous step, so concurrent
+ * callers each see a consistent snapshot: a node runs one routine at a time.
+ */
+import {
+  KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_SUCCESS, KERN_TERMINATED, VM_INHERIT_COPY,
+  VM_INHERIT_NONE, VM_INHERIT_SHARE,
+} from '../shared/constants.js';
+import { KernError } from '../shared/errors.js';
+import {
+  serializeError, type ForkMode, type ForkReply, type KrReply, type MemoryObjectName, type NodeApi,
+  type NodeStartup, type PagerInfo, type RegionInfo, type ReleasingReply, type SerializedError,
+  type TaskBasicInfo, type TaskImage, type TaskLedgers, type VmEntryImage, type ViewReply,
+} from '../shared/protocol.js';
+import {
+  isSecurityToken, makeTaskId, type NodeId, type SecurityToken, type TaskId,
+} from '../shared/types.js';
+import { DefaultPager } from './default-pager.js';
+import { isLedgerRef, Ledger } from './ledger.js';
+import { MemoryObject, ObjectReferences } from './memory-object.js';
+import { TaskActor } from './task.js';
+import { VmMap, type VmMapEntry } from './vm-map.js';
+
+/** What user code run in a task (taskExecute) receives as its first argument. */
+export interface TaskContext {
+  readonly node: NodeId;
+  readonly task: TaskId;
+  readonly pageSize: number;
+  /** A Uint8Array over the task's memory at [address, address + size); throws KernError. */
+  view(address: number, size: number): Uint8Array;
+}
+
+const FORK_MODES: readonly ForkMode[] = ['create', 'clone', 'teleport'];
+
+export class NodeKernel implements NodeApi {
+  readonly id: NodeId;
+  readonly nodes: number;
+  readonly pageSize: number;
+  readonly #references: ObjectReferences;
+  readonly #pager: DefaultPager;
+  readonly #tasks = new Map<TaskId, TaskActor>();
+  #nextTask = 1;
+
+  constructor(startup: Pick<NodeStartup, 'node' | 'nodes' | 'pageSize' | 'refTables'>) {
+    this.id = startup.node;
+    this.nodes = startup.nodes;
+    this.pageSize = startup.pageSize;
+    this.#references = new ObjectReferences(startup.refTables);
+    this.#pager = new DefaultPager(this.id, this.#references);
+  }
+
+  #newTask(token: SecurityToken, ledgers: TaskLedgers): TaskActor {
+    const task = new TaskActor(makeTaskId(this.id, this.#nextTask++), this.id,
+      new VmMap(this.pageSize), token, ledgers);
+    this.#tasks.set(task.id, task);
+    return task;
+  }
+
+  /**
+   * Drops one reference per object; frees the ones homed here that reached zero and returns
+   * the names of those homed elsewhere, for the host to hand to their pagers.
+   */
+  #release(objects: Iterable<MemoryObjectName>): MemoryObjectName[] {
+    const remote: MemoryObjectName[] = [];
+    for (const object of objects) {
+      if (!this.#references.release(object)) continue;
+      if (object.home === this.id) this.#pager.terminate(object.slot);
+      else remote.push({ home: object.home, slot: object.slot });
+    }
+    return remote;
+  }
+
+  taskBootstrap(token: SecurityToken, ledgers: TaskLedgers): { kr: number; task?: TaskId } {
+    if (!isSecurityToken(token) || !isLedgerPair(ledgers)) return { kr: KERN_INVALID_ARGUMENT };
+    return { kr: KERN_SUCCESS, task: this.#newTask(token, ledgers).id };
+  }
+
+  /**
+   * task_create / norma_task_create / norma_task_clone / norma_task_teleport, parent half.
+   * Conditions: runs on the parent's node. With `childNode` here, the child is finished here;
+   * otherwise the reply carries a task image for `childNode` to adopt, holding one reference
+   * per distinct shared object and the private copies made for COPY regions.
+   * Returns KERN_SUCCESS; KERN_INVALID_ARGUMENT for an unknown or terminated parent, a bad
+   * mode, flag, node or ledger pair; KERN_RESOURCE_SHORTAGE when the copies exceed the child's
+   * paged ledger or memory. Teleport onto the parent's own node returns the parent unchanged.
+   */
+  taskFork(parentId: TaskId, mode: ForkMode, inheritMemory: boolean, childNode: NodeId,
+    ledgers: TaskLedgers | null): ForkReply {
+    const parent = this.#tasks.get(parentId);
+    if (parent === undefined || !FORK_MODES.includes(mode) || typeof inheritMemory !== 'boolean' ||
+        !Number.isInteger(childNode) || childNode < 0 || childNode >= this.nodes ||
+        (ledgers !== null && !isLedgerPair(ledgers))) {
+      return { kr: KERN_INVALID_ARGUMENT };
+    }
+    if (mode === 'teleport' && childNode === this.id) return { kr: KERN_SUCCESS, child: parent.id };
+    const captured = this.#capture(parent, mode, inheritMemory, ledgers ?? parent.ledgers);
+    if (captured.image === undefined) return { kr: captured.kr };
+    const released = mode === 'teleport' ? this.#terminate(parent) : [];
+    if (childNode === this.id) return { kr: KERN_SUCCESS, child: this.#adopt(captured.image).id, released };
+    return { kr: KERN_SUCCESS, image: captured.image, released };
+  }
+
+  /** norma_task_* child half: builds the child from an image captured on the parent's node. */
+  taskAdopt(image: TaskImage): { kr: number; task?: TaskId } {
+    return { kr: KERN_SUCCESS, task: this.#adopt(image).id };
+  }
+
+  #adopt(image: TaskImage): TaskActor {
+    const child = this.#newTask(image.token, image.ledgers);
+    for (const entry of image.entries) child.map.enter({ ...entry, object: new MemoryObject(entry.object) });
+    return child;
+  }
+
+  /**
+   * Captures the child's address space: by each region's inheritance for 'create', shared
+   * whatever the inheritance for 'clone' and 'teleport'. The child's entries keep the parent's
+   * inheritance values. All copies are made before any reference is taken, so a shortage part
+   * way through can be undone completely.
+   */
+  #capture(parent: TaskActor, mode: ForkMode, inheritMemory: boolean, ledgers: TaskLedgers):
+    { kr: number; image?: TaskImage } {
+    const entries: VmEntryImage[] = [];
+    const image: TaskImage = { entries, token: parent.token, ledgers };
+    if (!inheritMemory) return { kr: KERN_SUCCESS, image };
+    const paged = new Ledger(ledgers[1]);
+    const copies: MemoryObject[] = [];
+    const shared = new Map<number, MemoryObject>();
+    for (const entry of parent.map.entries()) {
+      const inheritance = mode === 'create' ? entry.inheritance : VM_INHERIT_SHARE;
+      if (inheritance === VM_INHERIT_NONE) continue;
+      if (inheritance === VM_INHERIT_COPY) {
+        const copy = this.#copyEntry(entry, paged);
+        if (copy.object === undefined) {
+          this.#release(copies);
+          return { kr: copy.kr };
+        }
+        copies.push(copy.object);
+        entries.push(imageEntry(entry, copy.object, 0));
+      } else {
+        shared.set(entry.object.key, entry.object);
+        entries.push(imageEntry(entry, entry.object, entry.offset));
+      }
+    }
+    for (const object of shared.values()) this.#references.reference(object);
+    return { kr: KERN_SUCCESS, image };
+  }
+
+  /** A private copy of an entry's bytes, as they are now, in a new object charged to `ledger`. */
+  #copyEntry(entry: VmMapEntry, ledger: Ledger): { kr: number; object?: MemoryObject } {
+    const length = entry.end - entry.start;
+    const made = this.#pager.create(length, ledger);
+    if (made.object === undefined) return made;
+    new Uint8Array(made.object.sab).set(new Uint8Array(entry.object.sab, entry.offset, length));
+    return made;
+  }
+
+  #task(id: TaskId): TaskActor | undefined { return this.#tasks.get(id); }
+
+  #terminate(task: TaskActor): MemoryObjectName[] {
+    this.#tasks.delete(task.id);
+    return this.#release(task.terminate());
+  }
+
+  /**
+   * task_terminate: the task is gone; its memory objects are freed once no task maps them.
+   * Returns KERN_SUCCESS; KERN_INVALID_ARGUMENT for an unknown or already terminated task.
+   */
+  taskTerminate(id: TaskId): ReleasingReply {
+    const task = this.#task(id);
+    if (task === undefined) return { kr: KERN_INVALID_ARGUMENT, released: [] };
+    return { kr: KERN_SUCCESS, released: this.#terminate(task) };
+  }
+
+  taskSuspend(id: TaskId): KrReply {
+    return { kr: this.#task(id)?.suspend() ?? KERN_INVALID_ARGUMENT };
+  }
+
+  taskResume(id: TaskId): KrReply {
+    return { kr: this.#task(id)?.resume() ?? KERN_INVALID_ARGUMENT };
+  }
+
+  taskInfo(id: TaskId): { kr: number; info?: TaskBasicInfo } {
+    const task = this.#task(id);
+    return task === undefined ? { kr: KERN_INVALID_ARGUMENT } : { kr: KERN_SUCCESS, info: task.info() };
+  }
+
+  taskSetSecurityToken(id: TaskId, token: SecurityToken): KrReply {
+    const task = this.#task(id);
+    if (task === undefined || !isSecurityToken(token)) return { kr: KERN_INVALID_ARGUMENT };
+    task.setToken(token);
+    return { kr: KERN_SUCCESS };
+  }
+
+  /**
+   * Runs `exportName` of the module at `moduleUrl` on this node, in the task: it receives a
+   * TaskContext and `args`. Waits while the task is suspended.
+   * Returns KERN_SUCCESS with the function's result; KERN_INVALID_ARGUMENT for an unknown task
+   * or an export that is not a function; KERN_TERMINATED when the task ends before it could
+   * run; KERN_FAILURE with the error when loading or running the code throws.
+   */
+  async taskExecute(id: TaskId, moduleUrl: string, exportName: string, args: readonly unknown[]):
+    Promise<{ kr: number; value?: unknown; error?: SerializedError }> {
+    const task = this.#task(id);
+    if (task === undefined || typeof moduleUrl !== 'string' || typeof exportName !== 'string' ||
+        !Array.isArray(args)) return { kr: KERN_INVALID_ARGUMENT };
+    let module: Record<string, unknown>;
+    try {
+      module = await import(moduleUrl) as Record<string, unknown>;
+    } catch (error) {
+      return { kr: KERN_FAILURE, error: serializeError(error) };
+    }
+    const entry = module[exportName];
+    if (typeof entry !== 'function') return { kr: KERN_INVALID_ARGUMENT };
+    if (!await task.whenRunnable()) return { kr: KERN_TERMINATED };
+    try {
+      return { kr: KERN_SUCCESS, value: await entry(this.#context(task), ...args) };
+    } catch (error) {
+      return { kr: KERN_FAILURE, error: serializeError(error) };
+    }
+  }
+
+  #context(task: TaskActor): TaskContext {
+    return {
+      node: this.id,
+      task: task.id,
+      pageSize: this.pageSize,
+      view: (address, size) => {
+        const view = task.map.view(address, size);
+        if (view.kr !== KERN_SUCCESS) throw new KernError(view.kr, `view(${address}, ${size})`);
+        return new Uint8Array(view.sab!, view.byteOffset, view.length);
+      },
+    };
+  }
+
+  vmAllocate(id: TaskId, address: number, size: number, anywhere: boolean): { kr: number; address: number } {
+    const task = this.#task(id);
+    if (task === undefined || typeof anywhere !== 'boolean') return { kr: KERN_INVALID_ARGUMENT, address: 0 };
+    return task.map.allocate(address, size, anywhere, (length) => this.#pager.create(length, task.pagedLedger));
+  }
+
+  vmDeallocate(id: TaskId, address: number, size: number): ReleasingReply {
+    const task = this.#task(id);
+    if (task === undefined) return { kr: KERN_INVALID_ARGUMENT, released: [] };
+    const { kr, unmapped } = task.map.deallocate(address, size);
+    return { kr, released: this.#release(unmapped) };
+  }
+
+  vmProtect(id: TaskId, address: number, size: number, setMaximum: boolean, protection: number): KrReply {
+    const task = this.#task(id);
+    if (task === undefined || typeof setMaximum !== 'boolean') return { kr: KERN_INVALID_ARGUMENT };
+    return { kr: task.map.protect(address, size, setMaximum, protection) };
+  }
+
+  vmInherit(id: TaskId, address: number, size: number, inheritance: number): KrReply {
+    return { kr: this.#task(id)?.map.inherit(address, size, inheritance) ?? KERN_INVALID_ARGUMENT };
+  }
+
+  vmRegion(id: TaskId, address: number): { kr: number; region?: RegionInfo } {
+    const task = this.#task(id);
+    if (task === undefined) return { kr: KERN_INVALID_ARGUMENT };
+    const { kr, entry } = task.map.region(address);
+    return entry === undefined ? { kr } : { kr, region: this.#regionInfo(entry) };
+  }
+
+  vmRegions(id: TaskId): { kr: number; regions?: RegionInfo[] } {
+    const task = this.#task(id);
+    if (task === undefined) return { kr: KERN_INVALID_ARGUMENT };
+    return { kr: KERN_SUCCESS, regions: [...task.map.entries()].map((entry) => this.#regionInfo(entry)) };
+  }
+
+  #regionInfo(entry: VmMapEntry): RegionInfo {
+    return {
+      address: entry.start,
+      size: entry.end - entry.start,
+      protection: entry.protection,
+      maxProtection: entry.maxProtection,
+      inheritance: entry.inheritance,
+      shared: this.#references.count(entry.object) > 1,
+      offset: entry.offset,
+      object: entry.object.label,
+    };
+  }
+
+  vmRead(id: TaskId, address: number, size: number): { kr: number; data?: Uint8Array } {
+    return this.#task(id)?.map.read(address, size) ?? { kr: KERN_INVALID_ARGUMENT };
+  }
+
+  vmWrite(id: TaskId, address: number, data: Uint8Array): KrReply {
+    return { kr: this.#task(id)?.map.write(address, data) ?? KERN_INVALID_ARGUMENT };
+  }
+
+  vmCopy(id: TaskId, source: number, size: number, dest: number): KrReply {
+    return { kr: this.#task(id)?.map.copy(source, size, dest) ?? KERN_INVALID_ARGUMENT };
+  }
+
+  vmView(id: TaskId, address: number, size: number): ViewReply {
+    return this.#task(id)?.map.view(address, size) ?? { kr: KERN_INVALID_ARGUMENT };
+  }
+
+  /** memory_object_terminate for objects homed here whose last reference went elsewhere. */
+  pagerRelease(objects: readonly MemoryObjectName[]): KrReply {
+    if (!Array.isArray(objects) || objects.some((object) => object.home !== this.id)) {
+      return { kr: KERN_INVALID_ARGUMENT };
+    }
+    for (const object of objects) this.#pager.terminate(object.slot);
+    return { kr: KERN_SUCCESS };
+  }
+
+  pagerInfo(): PagerInfo { return this.#pager.info(); }
+}
+
+function imageEntry(entry: VmMapEntry, object: MemoryObject, offset: number): VmEntryImage {
+  return {
+    start: entry.start,
+    end: entry.end,
+    object: object.toRef(),
+    offset,
+    protection: entry.protection,
+    maxProtection: entry.maxProtection,
+    inheritance: entry.inheritance,
+  };
+}
+
+function isLedgerPair(value: unknown): value is TaskLedgers {
+  return Array.isArray(value) && value.length === 2 && value.every(isLedgerRef);
+}

@@ -1,0 +1,10 @@
+/** norma-rt: the package root. Re-exports only. */
+export { Kernel, type BootOptions } from './kernel.js';
+export { Task, inheritanceName, type AllocateOptions, type CreateOptions, type TaskCreateOptions } from './task.js';
+export type { Mach, TaskInfoOut, VmRegionOut } from './mach.js';
+export { Ledger } from './actors/ledger.js';
+export type { TaskContext } from './actors/node-kernel.js';
+export { KernError, krName } from './shared/errors.js';
+export type { PagerInfo, RegionInfo, TaskBasicInfo } from './shared/protocol.js';
+export type { NodeId, SecurityToken, TaskId } from './shared/types.js';
+export * from './shared/constants.js';

@@ -1,0 +1,201 @@
+/**
+ * The kernel: boots the nodes, owns the bootstrap task and the root ledgers, routes every call
+ * to the node that holds its task, and orchestrates task creation across nodes.
+ */
+import { availableParallelism } from 'node:os';
+import { Ledger } from './actors/ledger.js';
+import { ObjectReferences } from './actors/memory-object.js';
+import { createMach, type Mach } from './mach.js';
+import {
+  DEFAULT_PAGE_SIZE, KERN_INVALID_ARGUMENT, KERN_SUCCESS,
+} from './shared/constants.js';
+import { KernError } from './shared/errors.js';
+import {
+  REF_TABLE_BYTES, type ForkMode, type MemoryObjectName, type NodeApi, type PagerInfo,
+  type TaskImage, type TaskLedgers,
+} from './shared/protocol.js';
+import { MAX_NODES, taskIdNode, type NodeId, type SecurityToken } from './shared/types.js';
+import { Task } from './task.js';
+import { NodeHost } from './workers/node-host.js';
+
+export interface BootOptions {
+  /** How many nodes (worker threads) to start. Default: os.availableParallelism(). */
+  readonly nodes?: number;
+  /** The virtual page size, a power of two from 512 to 1 MiB. Default 4096. */
+  readonly pageSize?: number;
+  /** Limit in bytes of the bootstrap task's paged ledger. Default: unlimited. */
+  readonly memoryLimit?: number;
+}
+
+type Reply<K extends keyof NodeApi> = Awaited<ReturnType<NodeApi[K]>>;
+type KernelState = 'running' | 'shutting-down' | 'shut-down';
+
+const BOOTSTRAP_TOKEN: SecurityToken = [0, 0];
+
+export class Kernel {
+  readonly pageSize: number;
+  readonly mach: Mach;
+  readonly #hosts: NodeHost[];
+  readonly #references: ObjectReferences;
+  readonly #rootLedgers: readonly [Ledger, Ledger];
+  #bootstrapTask: Task | undefined;
+  #nextLedger = 2;
+  #state: KernelState = 'running';
+
+  private constructor(hosts: NodeHost[], pageSize: number, refTables: SharedArrayBuffer[], memoryLimit: number) {
+    this.#hosts = hosts;
+    this.pageSize = pageSize;
+    this.#references = new ObjectReferences(refTables);
+    this.#rootLedgers = [Ledger.create(0, Infinity), Ledger.create(1, memoryLimit)];
+    this.mach = createMach(this);
+  }
+
+  /**
+   * Starts the nodes and the bootstrap task. Rejects with RangeError for bad options, or with
+   * KernError(KERN_NODE_DOWN) if a node fails to start (the others are stopped again).
+   */
+  static async boot(options: BootOptions = {}): Promise<Kernel> {
+    const nodes = options.nodes ?? availableParallelism();
+    const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
+    const memoryLimit = options.memoryLimit ?? Infinity;
+    if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES) {
+      throw new RangeError(`options.nodes must be an integer from 1 to ${MAX_NODES}`);
+    }
+    if (!Number.isInteger(pageSize) || pageSize < 512 || pageSize > 1 << 20 || (pageSize & (pageSize - 1)) !== 0) {
+      throw new RangeError('options.pageSize must be a power of two from 512 to 1048576');
+    }
+    if (memoryLimit !== Infinity && (!Number.isSafeInteger(memoryLimit) || memoryLimit < 0)) {
+      throw new RangeError('options.memoryLimit must be a non-negative integer or Infinity');
+    }
+    const refTables = Array.from({ length: nodes }, () => new SharedArrayBuffer(REF_TABLE_BYTES));
+    const started = await Promise.allSettled(Array.from({ length: nodes }, (_, node) =>
+      NodeHost.start({ node: node as NodeId, nodes, pageSize, refTables })));
+    const hosts = started.flatMap((result) => result.status === 'fulfilled' ? [result.value] : []);
+    const failure = started.find((result) => result.status === 'rejected');
+    if (failure !== undefined) {
+      await Promise.all(hosts.map((host) => host.stop()));
+      throw failure.reason;
+    }
+    const kernel = new Kernel(hosts, pageSize, refTables, memoryLimit);
+    try {
+      const ledgers = kernel.#rootLedgers.map((ledger) => ledger.ref) as unknown as TaskLedgers;
+      const reply = await kernel.request(0 as NodeId, 'taskBootstrap', BOOTSTRAP_TOKEN, ledgers);
+      if (reply.kr !== KERN_SUCCESS) throw new KernError(reply.kr, 'bootstrap task');
+      kernel.#bootstrapTask = new Task(kernel, reply.task!, 0 as NodeId);
+    } catch (error) {
+      await kernel.shutdown();
+      throw error;
+    }
+    return kernel;
+  }
+
+  /** How many nodes this kernel runs. */
+  get nodes(): number { return this.#hosts.length; }
+
+  /** The first task, on node 0, with an empty address space. */
+  get bootstrapTask(): Task { return this.#bootstrapTask!; }
+
+  /** The bootstrap task's [wired, paged] ledgers, which children use unless given others. */
+  get rootLedgers(): readonly [Ledger, Ledger] { return this.#rootLedgers; }
+
+  /** A new ledger limiting to `limit` bytes the memory of the tasks created with it. */
+  createLedger(limit: number): Ledger {
+    if (limit !== Infinity && (!Number.isSafeInteger(limit) || limit < 0)) {
+      throw new RangeError('limit must be a non-negative integer or Infinity');
+    }
+    return Ledger.create(this.#nextLedger++, limit);
+  }
+
+  /** Each node's default pager: how many memory objects it owns, and their bytes. */
+  async pagerInfo(): Promise<PagerInfo[]> {
+    return Promise.all(this.#hosts.map(async (host) => this.#host(host.node).call('pagerInfo')));
+  }
+
+  /** True when `value` is a task handle of this kernel. */
+  owns(value: unknown): value is Task {
+    return value instanceof Task && value.kernel === this;
+  }
+
+  #host(node: NodeId): NodeHost {
+    const host = this.#hosts[node];
+    if (host === undefined) throw new KernError(KERN_INVALID_ARGUMENT, `no node ${node}`);
+    return host;
+  }
+
+  /**
+   * @internal Runs a routine on `node`. A node that is down answers `{ kr: KERN_NODE_DOWN }`;
+   * arguments that cannot cross to a node answer KERN_INVALID_ARGUMENT; memory objects the
+   * routine released for good are handed to their home pagers before this resolves.
+   */
+  async request<K extends keyof NodeApi>(node: NodeId, method: K, ...args: Parameters<NodeApi[K]>): Promise<Reply<K>> {
+    let reply: Reply<K>;
+    try {
+      reply = await this.#host(node).call(method, ...args);
+    } catch (error) {
+      if (error instanceof KernError) return { kr: error.kr } as Reply<K>;
+      if (error instanceof DOMException && error.name === 'DataCloneError') return { kr: KERN_INVALID_ARGUMENT } as Reply<K>;
+      throw error;
+    }
+    const released = (reply as { released?: readonly MemoryObjectName[] }).released;
+    if (released !== undefined && released.length > 0) await this.#terminateObjects(released);
+    return reply;
+  }
+
+  /** Hands objects whose last reference is gone to their home pagers. */
+  async #terminateObjects(objects: readonly MemoryObjectName[]): Promise<void> {
+    const byHome = new Map<NodeId, MemoryObjectName[]>();
+    for (const object of objects) byHome.set(object.home, [...(byHome.get(object.home) ?? []), object]);
+    await Promise.all([...byHome].map(([home, names]) => this.request(home, 'pagerRelease', names)));
+  }
+
+  /**
+   * @internal The four task-creation calls. The parent's node captures the child's address
+   * space in one step; a child on another node is then built there from that image.
+   * Returns KERN_INVALID_ARGUMENT for a parent that is not a live task of this kernel or a
+   * child node that is not an integer in [0, nodes); otherwise what the nodes answer.
+   */
+  async fork(parent: unknown, mode: ForkMode, inheritMemory: unknown, childNode: unknown,
+    ledgers: TaskLedgers | null): Promise<{ kr: number; child?: Task }> {
+    if (!this.owns(parent) || typeof inheritMemory !== 'boolean' || !Number.isInteger(childNode) ||
+        (childNode as number) < 0 || (childNode as number) >= this.nodes) {
+      return { kr: KERN_INVALID_ARGUMENT };
+    }
+    const target = childNode as NodeId;
+    const reply = await parent.request('taskFork', mode, inheritMemory, target, ledgers);
+    if (reply.kr !== KERN_SUCCESS) return { kr: reply.kr };
+    if (reply.child !== undefined) return { kr: KERN_SUCCESS, child: this.#task(reply.child) };
+    const adopted = await this.request(target, 'taskAdopt', reply.image!);
+    if (adopted.kr !== KERN_SUCCESS) {
+      await this.#releaseImage(reply.image!);
+      return { kr: adopted.kr };
+    }
+    return { kr: KERN_SUCCESS, child: this.#task(adopted.task!) };
+  }
+
+  #task(id: number): Task {
+    if (id === this.#bootstrapTask?.id) return this.#bootstrapTask;
+    return new Task(this, id as Task['id'], taskIdNode(id as Task['id']));
+  }
+
+  /** Drops the references an image held when its child could not be built. */
+  async #releaseImage(image: TaskImage): Promise<void> {
+    const distinct = new Map<string, MemoryObjectName>();
+    for (const { object } of image.entries) distinct.set(`${object.home}:${object.slot}`, object);
+    const freed = [...distinct.values()].filter((object) => this.#references.release(object));
+    await this.#terminateObjects(freed.map(({ home, slot }) => ({ home, slot })));
+  }
+
+  /** Stops every node. Calls still in flight fail with KERN_NODE_DOWN. Safe to call twice. */
+  async shutdown(): Promise<void> {
+    if (this.#state !== 'running') return;
+    this.#state = 'shutting-down';
+    await Promise.all(this.#hosts.map((host) => host.stop()));
+    this.#state = 'shut-down';
+  }
+
+  /** Test hook: kills one node's worker abruptly, as a crash would. */
+  async crashNode(node: number): Promise<void> {
+    await this.#host(node as NodeId).crash();
+  }
+}
+
