@@ -68,14 +68,7 @@ export class Kernel {
       throw new RangeError('options.memoryLimit must be a non-negative integer or Infinity');
     }
     const refTables = Array.from({ length: nodes }, () => new SharedArrayBuffer(REF_TABLE_BYTES));
-    const started = await Promise.allSettled(Array.from({ length: nodes }, (_, node) =>
-      NodeHost.start({ node: node as NodeId, nodes, pageSize, refTables })));
-    const hosts = started.flatMap((result) => result.status === 'fulfilled' ? [result.value] : []);
-    const failure = started.find((result) => result.status === 'rejected');
-    if (failure !== undefined) {
-      await Promise.all(hosts.map((host) => host.stop()));
-      throw failure.reason;
-    }
+    const hosts = await NodeHost.startAll(nodes, { pageSize, refTables });
     const kernel = new Kernel(hosts, pageSize, refTables, memoryLimit);
     try {
       const ledgers = kernel.#rootLedgers.map((ledger) => ledger.ref) as unknown as TaskLedgers;
@@ -108,7 +101,7 @@ export class Kernel {
 
   /** Each node's default pager: how many memory objects it owns, and their bytes. */
   async pagerInfo(): Promise<PagerInfo[]> {
-    return Promise.all(this.#hosts.map(async (host) => this.#host(host.node).call('pagerInfo')));
+    return Promise.all(this.#hosts.map((host) => this.#host(host.node).call('pagerInfo', [])));
   }
 
   /** True when `value` is a task handle of this kernel. */
@@ -128,9 +121,14 @@ export class Kernel {
    * routine released for good are handed to their home pagers before this resolves.
    */
   async request<K extends keyof NodeApi>(node: NodeId, method: K, ...args: Parameters<NodeApi[K]>): Promise<Reply<K>> {
+    return this.#request(node, method, args);
+  }
+
+  async #request<K extends keyof NodeApi>(node: NodeId, method: K, args: Parameters<NodeApi[K]>,
+    alsoOn?: NodeId): Promise<Reply<K>> {
     let reply: Reply<K>;
     try {
-      reply = await this.#host(node).call(method, ...args);
+      reply = await this.#host(node).call(method, args, alsoOn === undefined ? undefined : this.#host(alsoOn));
     } catch (error) {
       if (error instanceof KernError) return { kr: error.kr } as Reply<K>;
       if (error instanceof DOMException && error.name === 'DataCloneError') return { kr: KERN_INVALID_ARGUMENT } as Reply<K>;
@@ -150,7 +148,8 @@ export class Kernel {
 
   /**
    * @internal The four task-creation calls. The parent's node captures the child's address
-   * space in one step; a child on another node is then built there from that image.
+   * space in one step; a child on another node is built there from that image, sent node to
+   * node, and that node answers (so a crash of either fails the call).
    * Returns KERN_INVALID_ARGUMENT for a parent that is not a live task of this kernel or a
    * child node that is not an integer in [0, nodes); otherwise what the nodes answer.
    */
@@ -161,28 +160,14 @@ export class Kernel {
       return { kr: KERN_INVALID_ARGUMENT };
     }
     const target = childNode as NodeId;
-    const reply = await parent.request('taskFork', mode, inheritMemory, target, ledgers);
-    if (reply.kr !== KERN_SUCCESS) return { kr: reply.kr };
-    if (reply.child !== undefined) return { kr: KERN_SUCCESS, child: this.#task(reply.child) };
-    const adopted = await this.request(target, 'taskAdopt', reply.image!);
-    if (adopted.kr !== KERN_SUCCESS) {
-      await this.#releaseImage(reply.image!);
-      return { kr: adopted.kr };
-    }
-    return { kr: KERN_SUCCESS, child: this.#task(adopted.task!) };
+    const reply = await this.#request(parent.node, 'taskFork', [parent.id, mode, inheritMemory, target, ledgers],
+      target === parent.node ? undefined : target);
+    return reply.child === undefined ? { kr: reply.kr } : { kr: reply.kr, child: this.#task(reply.child) };
   }
 
   #task(id: number): Task {
     if (id === this.#bootstrapTask?.id) return this.#bootstrapTask;
     return new Task(this, id as Task['id'], taskIdNode(id as Task['id']));
-  }
-
-  /** Drops the references an image held when its child could not be built. */
-  async #releaseImage(image: TaskImage): Promise<void> {
-    const distinct = new Map<string, MemoryObjectName>();
-    for (const { object } of image.entries) distinct.set(`${object.home}:${object.slot}`, object);
-    const freed = [...distinct.values()].filter((object) => this.#references.release(object));
-    await this.#terminateObjects(freed.map(({ home, slot }) => ({ home, slot })));
   }
 
   /** Stops every node. Calls still in flight fail with KERN_NODE_DOWN. Safe to call twice. */

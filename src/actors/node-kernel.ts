@@ -9,9 +9,10 @@ import {
 } from '../shared/constants.js';
 import { KernError } from '../shared/errors.js';
 import {
-  serializeError, type ForkMode, type ForkReply, type KrReply, type MemoryObjectName, type NodeApi,
-  type NodeStartup, type PagerInfo, type RegionInfo, type ReleasingReply, type SerializedError,
-  type TaskBasicInfo, type TaskImage, type TaskLedgers, type VmEntryImage, type ViewReply,
+  imageEntries, imageObjects, serializeError, TaskImageWriter, type ForkMode, type ForkReply,
+  type KrReply, type MemoryObjectName, type NodeApi, type NodeStartup, type PagerInfo,
+  type RegionInfo, type ReleasingReply, type SerializedError, type TaskBasicInfo, type TaskImage,
+  type TaskLedgers, type ViewReply,
 } from '../shared/protocol.js';
 import {
   isSecurityToken, makeTaskId, type NodeId, type SecurityToken, type TaskId,
@@ -98,17 +99,21 @@ export class NodeKernel implements NodeApi {
     if (captured.image === undefined) return { kr: captured.kr };
     const released = mode === 'teleport' ? this.#terminate(parent) : [];
     if (childNode === this.id) return { kr: KERN_SUCCESS, child: this.#adopt(captured.image).id, released };
-    return { kr: KERN_SUCCESS, image: captured.image, released };
+    return { kr: KERN_SUCCESS, image: captured.image, released, childNode };
   }
 
-  /** norma_task_* child half: builds the child from an image captured on the parent's node. */
-  taskAdopt(image: TaskImage): { kr: number; task?: TaskId } {
-    return { kr: KERN_SUCCESS, task: this.#adopt(image).id };
+  /**
+   * norma_task_* child half: builds the child from an image captured on the parent's node.
+   * Returns the fork reply the host is waiting for, passing on the parent's `released`.
+   */
+  taskAdopt(image: TaskImage, released: readonly MemoryObjectName[]): ForkReply {
+    return { kr: KERN_SUCCESS, child: this.#adopt(image).id, released };
   }
 
   #adopt(image: TaskImage): TaskActor {
     const child = this.#newTask(image.token, image.ledgers);
-    for (const entry of image.entries) child.map.enter({ ...entry, object: new MemoryObject(entry.object) });
+    const objects = imageObjects(image).map((ref) => new MemoryObject(ref));
+    for (const entry of imageEntries(image, objects)) child.map.enter(entry);
     return child;
   }
 
@@ -120,9 +125,8 @@ export class NodeKernel implements NodeApi {
    */
   #capture(parent: TaskActor, mode: ForkMode, inheritMemory: boolean, ledgers: TaskLedgers):
     { kr: number; image?: TaskImage } {
-    const entries: VmEntryImage[] = [];
-    const image: TaskImage = { entries, token: parent.token, ledgers };
-    if (!inheritMemory) return { kr: KERN_SUCCESS, image };
+    const image = new TaskImageWriter();
+    if (!inheritMemory) return { kr: KERN_SUCCESS, image: image.finish(parent.token, ledgers) };
     const paged = new Ledger(ledgers[1]);
     const copies: MemoryObject[] = [];
     const shared = new Map<number, MemoryObject>();
@@ -136,14 +140,14 @@ export class NodeKernel implements NodeApi {
           return { kr: copy.kr };
         }
         copies.push(copy.object);
-        entries.push(imageEntry(entry, copy.object, 0));
+        image.entry({ ...entry, offset: 0 }, copy.object);
       } else {
         shared.set(entry.object.key, entry.object);
-        entries.push(imageEntry(entry, entry.object, entry.offset));
+        image.entry(entry, entry.object);
       }
     }
     for (const object of shared.values()) this.#references.reference(object);
-    return { kr: KERN_SUCCESS, image };
+    return { kr: KERN_SUCCESS, image: image.finish(parent.token, ledgers) };
   }
 
   /** A private copy of an entry's bytes, as they are now, in a new object charged to `ledger`. */
@@ -308,18 +312,6 @@ export class NodeKernel implements NodeApi {
   }
 
   pagerInfo(): PagerInfo { return this.#pager.info(); }
-}
-
-function imageEntry(entry: VmMapEntry, object: MemoryObject, offset: number): VmEntryImage {
-  return {
-    start: entry.start,
-    end: entry.end,
-    object: object.toRef(),
-    offset,
-    protection: entry.protection,
-    maxProtection: entry.maxProtection,
-    inheritance: entry.inheritance,
-  };
 }
 
 function isLedgerPair(value: unknown): value is TaskLedgers {

@@ -1,10 +1,13 @@
 /**
  * The wire protocol between the host and its nodes: the one place message shapes are declared.
- * Control-plane calls are the `NodeApi` interface, exposed by each node over comlink; every
- * routine resolves to a plain `{ kr, ... }` record and never rejects for a Mach error. Memory
- * and ledgers cross the wire as SharedArrayBuffers, which structured clone shares, never copies.
+ * Control-plane calls are the `NodeApi` interface, carried as NodeCall / NodeReply messages
+ * (see README: comlink measured as the bottleneck); every routine resolves to a plain
+ * `{ kr, ... }` record and never rejects for a Mach error. Memory and ledgers cross the wire as
+ * SharedArrayBuffers, which structured clone shares, never copies.
  */
+import type { MessagePort } from 'node:worker_threads';
 import type { NodeId, SecurityToken, TaskId } from './types.js';
+
 
 /** First message on a node's parentPort (before comlink takes over): who it is and its tables. */
 export interface NodeStartup {
@@ -14,6 +17,8 @@ export interface NodeStartup {
   readonly pageSize: number;
   /** One reference-count table per node's default pager, indexed by node (see REF_TABLE_SLOTS). */
   readonly refTables: readonly SharedArrayBuffer[];
+  /** A direct channel to every other node, indexed by node (null at this node's own index). */
+  readonly peers: readonly (MessagePort | null)[];
 }
 
 /** The node's answer once it has installed its pager and exposed its NodeApi. */
@@ -22,7 +27,43 @@ export interface NodeReady {
   readonly node: NodeId;
 }
 
-export type NodeBootMessage = NodeStartup | NodeReady;
+/** A control-plane call: run `method` of the node's NodeApi with `args`. */
+export interface NodeCall {
+  readonly op: 'call';
+  readonly id: number;
+  readonly method: keyof NodeApi;
+  readonly args: readonly unknown[];
+}
+
+/** The routine's `{ kr, ... }` record for call `id`. */
+export interface NodeReturn {
+  readonly op: 'return';
+  readonly id: number;
+  readonly result: unknown;
+}
+
+/** Call `id` failed outside Mach's codes (a bug, or arguments a routine could not take). */
+export interface NodeFault {
+  readonly op: 'fault';
+  readonly id: number;
+  readonly error: SerializedError;
+}
+
+/**
+ * Node to node: a taskFork whose child lives elsewhere is finished there. The parent's node
+ * sends the image straight to the child's node, which answers the host's call `id` itself, so
+ * an image never passes through the host.
+ */
+export interface NodeAdopt {
+  readonly op: 'adopt';
+  readonly id: number;
+  readonly image: TaskImage;
+  readonly released: readonly MemoryObjectName[];
+}
+
+export type HostToNode = NodeStartup | NodeCall;
+export type NodeToNode = NodeAdopt;
+export type NodeToHost = NodeReady | NodeReturn | NodeFault;
 
 /**
  * Memory-object reference counts live in one Int32Array per home pager, shared by every node,
@@ -62,25 +103,93 @@ export const LEDGER_WORDS = 2;
 /** task_create's two ledgers: wired, then paged. */
 export type TaskLedgers = readonly [wired: LedgerRef, paged: LedgerRef];
 
-/** One vm map entry as it travels inside a task image. */
+/**
+ * Everything a child task is made of, captured atomically on the parent's node. The map is flat
+ * so 10,000 regions cross a thread as one typed array, and each memory object's buffer crosses
+ * once however many entries map it:
+ *
+ *   entries: | start | end | offset | protection | maxProtection | inheritance | object | ... (IMAGE_ENTRY_WORDS each)
+ *   objects: | home | slot | ...                                           (IMAGE_OBJECT_WORDS each)
+ *   buffers: [object 0's SharedArrayBuffer, object 1's, ...]
+ *
+ * Each object already holds one reference taken for the child, which the child's map adopts.
+ */
+export interface TaskImage {
+  readonly entries: Float64Array;
+  readonly objects: Int32Array;
+  readonly buffers: readonly SharedArrayBuffer[];
+  readonly token: SecurityToken;
+  readonly ledgers: TaskLedgers;
+}
+export const IMAGE_ENTRY_WORDS = 7;
+export const IMAGE_OBJECT_WORDS = 2;
+
+/** One vm map entry as encoded in and decoded from a task image. */
 export interface VmEntryImage {
   readonly start: number;
   readonly end: number;
-  readonly object: MemoryObjectRef;
   readonly offset: number;
   readonly protection: number;
   readonly maxProtection: number;
   readonly inheritance: number;
+  readonly object: MemoryObjectRef;
 }
 
-/**
- * Everything a child task is made of, captured atomically on the parent's node. Each entry's
- * object already holds one reference taken for the child, which the child's map adopts.
- */
-export interface TaskImage {
-  readonly entries: readonly VmEntryImage[];
-  readonly token: SecurityToken;
-  readonly ledgers: TaskLedgers;
+/** Builds a task image; objects are numbered in the order they are first added. */
+export class TaskImageWriter {
+  readonly #entries: number[] = [];
+  readonly #objects: number[] = [];
+  readonly #buffers: SharedArrayBuffer[] = [];
+  readonly #indexByKey = new Map<number, number>();
+
+  /** Adds an object (once per key) and returns its index in the image. */
+  object(ref: MemoryObjectRef): number {
+    const key = ref.home * REF_TABLE_SLOTS + ref.slot;
+    let index = this.#indexByKey.get(key);
+    if (index === undefined) {
+      index = this.#buffers.length;
+      this.#indexByKey.set(key, index);
+      this.#objects.push(ref.home, ref.slot);
+      this.#buffers.push(ref.sab);
+    }
+    return index;
+  }
+
+  entry(entry: Omit<VmEntryImage, 'object'>, object: MemoryObjectRef): void {
+    this.#entries.push(entry.start, entry.end, entry.offset, entry.protection, entry.maxProtection,
+      entry.inheritance, this.object(object));
+  }
+
+  finish(token: SecurityToken, ledgers: TaskLedgers): TaskImage {
+    return {
+      entries: Float64Array.from(this.#entries),
+      objects: Int32Array.from(this.#objects),
+      buffers: this.#buffers,
+      token,
+      ledgers,
+    };
+  }
+}
+
+/** The objects of an image, in index order. */
+export function imageObjects(image: TaskImage): MemoryObjectRef[] {
+  return image.buffers.map((sab, index) => ({
+    home: image.objects[index * IMAGE_OBJECT_WORDS]! as NodeId,
+    slot: image.objects[index * IMAGE_OBJECT_WORDS + 1]!,
+    sab,
+  }));
+}
+
+/** The entries of an image, in address order, each with its object from `objects`. */
+export function* imageEntries<T>(image: TaskImage, objects: readonly T[]):
+  Generator<Omit<VmEntryImage, 'object'> & { object: T }> {
+  const words = image.entries;
+  for (let at = 0; at < words.length; at += IMAGE_ENTRY_WORDS) {
+    yield {
+      start: words[at]!, end: words[at + 1]!, offset: words[at + 2]!, protection: words[at + 3]!,
+      maxProtection: words[at + 4]!, inheritance: words[at + 5]!, object: objects[words[at + 6]!]!,
+    };
+  }
 }
 
 /** How a child's address space is drawn from its parent (MACH.md §4). */
@@ -129,6 +238,8 @@ export interface ForkReply extends KrReply {
   readonly child?: TaskId;
   readonly image?: TaskImage;
   readonly released?: readonly MemoryObjectName[];
+  /** The node the image is for, when it is not the parent's. */
+  readonly childNode?: NodeId;
 }
 
 /** A direct view of task memory: the region's buffer and the byte range within it. */
@@ -143,7 +254,7 @@ export interface NodeApi {
   taskBootstrap(token: SecurityToken, ledgers: TaskLedgers): { kr: number; task?: TaskId };
   taskFork(parent: TaskId, mode: ForkMode, inheritMemory: boolean, childNode: NodeId,
     ledgers: TaskLedgers | null): ForkReply;
-  taskAdopt(image: TaskImage): { kr: number; task?: TaskId };
+  taskAdopt(image: TaskImage, released: readonly MemoryObjectName[]): ForkReply;
   taskTerminate(task: TaskId): ReleasingReply;
   taskSuspend(task: TaskId): KrReply;
   taskResume(task: TaskId): KrReply;

@@ -1,101 +1,168 @@
 /**
- * The host side of one node: starts its worker, performs the startup handshake, and carries
- * control-plane calls. A node that exits or crashes fails every call in flight, and every later
- * one, with KernError(KERN_NODE_DOWN): no promise waits on a dead node.
+ * The host side of the nodes: starts each worker, performs the startup handshake, and carries
+ * control-plane calls. A node that exits or crashes fails every call in flight that depends on
+ * it, and every later one, with KernError(KERN_NODE_DOWN): no promise waits on a dead node.
  */
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { KERN_NODE_DOWN } from '../shared/constants.js';
 import { KernError } from '../shared/errors.js';
-import { nodeEndpoint, releaseProxy, wrap, type Remote } from '../shared/comlink.js';
-import type { NodeApi, NodeBootMessage, NodeStartup } from '../shared/protocol.js';
+import type { HostToNode, NodeApi, NodeStartup, NodeToHost } from '../shared/protocol.js';
 import type { NodeId } from '../shared/types.js';
 
 const NODE_MAIN = new URL('./node-main.js', import.meta.url);
 
-type NodeState = 'running' | 'stopping' | 'down';
+type NodeState = 'starting' | 'running' | 'stopping' | 'down';
 type Reply<K extends keyof NodeApi> = Awaited<ReturnType<NodeApi[K]>>;
+
+interface PendingCall {
+  readonly resolve: (result: never) => void;
+  readonly reject: (error: Error) => void;
+  /** The node the call was posted to; it stays referenced until the call settles. */
+  readonly host: NodeHost;
+  /** Another node whose death also fails the call (the child's node of a cross-node fork). */
+  readonly alsoOn: NodeId | undefined;
+}
+
+/**
+ * Calls in flight across all nodes. A call is answered by the node it was posted to, or, for a
+ * cross-node fork, by the child's node (NodeAdopt), so ids are unique kernel-wide.
+ */
+class CallTable {
+  readonly #pending = new Map<number, PendingCall>();
+  #nextId = 1;
+
+  add(call: PendingCall): number {
+    const id = this.#nextId++;
+    this.#pending.set(id, call);
+    return id;
+  }
+
+  settle(id: number): PendingCall | undefined {
+    const call = this.#pending.get(id);
+    if (call !== undefined) {
+      this.#pending.delete(id);
+      call.host.released();
+    }
+    return call;
+  }
+
+  /** Fails every call that depends on `node`. */
+  failNode(node: NodeId, failure: KernError): void {
+    for (const [id, call] of this.#pending) {
+      if (call.host.node === node || call.alsoOn === node) this.settle(id)!.reject(failure);
+    }
+  }
+}
 
 export class NodeHost {
   readonly node: NodeId;
   readonly #worker: Worker;
-  readonly #remote: Remote<NodeApi>;
-  readonly #down: Promise<never>;
+  readonly #calls: CallTable;
+  readonly #ready: Promise<void>;
+  /** Fails startup when the node dies before NodeReady; a no-op once it is running. */
+  #rejectStartup: (error: KernError) => void = () => {};
   #failure: KernError | undefined;
-  #state: NodeState = 'running';
+  #state: NodeState = 'starting';
   #inFlight = 0;
 
-  private constructor(node: NodeId, worker: Worker) {
-    this.node = node;
-    this.#worker = worker;
-    this.#remote = wrap<NodeApi>(nodeEndpoint(worker));
-    let fail!: (error: KernError) => void;
-    this.#down = new Promise<never>((_, reject) => { fail = reject; });
-    // The race in call() observes this rejection; a kernel with nothing in flight must not
-    // report it as unhandled.
-    this.#down.catch(() => {});
-    const goDown = (reason: string, cause?: unknown) => {
-      if (this.#state === 'down') return;
-      this.#state = 'down';
-      this.#failure = new KernError(KERN_NODE_DOWN, `node ${node} ${reason}`, { cause });
-      fail(this.#failure);
-    };
-    worker.on('error', (error) => goDown('crashed', error));
-    worker.on('exit', (code) => goDown(this.#state === 'stopping' ? 'was shut down' : `exited with code ${code}`));
+  private constructor(startup: Omit<NodeStartup, 'op'>, calls: CallTable) {
+    this.node = startup.node;
+    this.#calls = calls;
+    this.#worker = new Worker(NODE_MAIN, { name: `norma-node-${startup.node}` });
+    let ready!: () => void;
+    this.#ready = new Promise<void>((resolve, reject) => {
+      ready = resolve;
+      this.#rejectStartup = reject;
+    });
+    this.#worker.on('message', (message: NodeToHost) => {
+      switch (message.op) {
+        case 'ready':
+          this.#state = 'running';
+          if (this.#inFlight === 0) this.#worker.unref();
+          ready();
+          return;
+        case 'return':
+          this.#calls.settle(message.id)?.resolve(message.result as never);
+          return;
+        case 'fault':
+          this.#calls.settle(message.id)?.reject(Object.assign(new Error(message.error.message), message.error));
+          return;
+      }
+    });
+    this.#worker.on('error', (error) => this.#goDown('crashed', error));
+    this.#worker.on('exit', (code) =>
+      this.#goDown(this.#state === 'stopping' ? 'was shut down' : `exited with code ${code}`));
+    const transfer = startup.peers.filter((peer): peer is MessagePort => peer !== null);
+    this.#worker.postMessage({ op: 'startup', ...startup } satisfies HostToNode, transfer);
   }
 
-  /** Starts a node and resolves once it answered NodeReady; rejects if it dies first. */
-  static start(startup: Omit<NodeStartup, 'op'>): Promise<NodeHost> {
-    const worker = new Worker(NODE_MAIN, { name: `norma-node-${startup.node}` });
-    return new Promise((resolve, reject) => {
-      const onMessage = (message: NodeBootMessage) => {
-        if (message.op !== 'ready') return;
-        cleanup();
-        const host = new NodeHost(startup.node, worker);
-        worker.unref();
-        resolve(host);
-      };
-      const onError = (error: unknown) => {
-        cleanup();
-        void worker.terminate();
-        reject(new KernError(KERN_NODE_DOWN, `node ${startup.node} failed to start`, { cause: error }));
-      };
-      const onExit = (code: number) => onError(new Error(`exited with code ${code} during startup`));
-      const cleanup = () => {
-        worker.off('message', onMessage);
-        worker.off('error', onError);
-        worker.off('exit', onExit);
-      };
-      worker.on('message', onMessage);
-      worker.on('error', onError);
-      worker.on('exit', onExit);
-      worker.postMessage({ op: 'startup', ...startup } satisfies NodeStartup);
-    });
+  /**
+   * Starts `nodes` nodes, each with a direct channel to every other, and resolves once all
+   * answered NodeReady; if one fails to start, stops the rest and rejects with its error.
+   */
+  static async startAll(nodes: number, startup: Omit<NodeStartup, 'op' | 'node' | 'peers' | 'nodes'>): Promise<NodeHost[]> {
+    const peers: (MessagePort | null)[][] = Array.from({ length: nodes }, () => new Array(nodes).fill(null));
+    for (let a = 0; a < nodes; a++) {
+      for (let b = a + 1; b < nodes; b++) {
+        const channel = new MessageChannel();
+        peers[a]![b] = channel.port1;
+        peers[b]![a] = channel.port2;
+      }
+    }
+    const calls = new CallTable();
+    const hosts = peers.map((nodePeers, node) =>
+      new NodeHost({ ...startup, node: node as NodeId, nodes, peers: nodePeers }, calls));
+    const started = await Promise.allSettled(hosts.map((host) => host.#ready));
+    const failure = started.find((result) => result.status === 'rejected');
+    if (failure !== undefined) {
+      await Promise.all(hosts.map((host) => host.stop()));
+      throw new KernError(KERN_NODE_DOWN, 'a node failed to start', { cause: failure.reason });
+    }
+    return hosts;
   }
 
   get isDown(): boolean { return this.#state === 'down'; }
 
+  /** A call posted to this node settled. */
+  released(): void {
+    // The worker is referenced only while calls are in flight, so an idle kernel never keeps
+    // the process alive.
+    if (--this.#inFlight === 0 && this.#state === 'running') this.#worker.unref();
+  }
+
+  #goDown(reason: string, cause?: unknown): void {
+    if (this.#state === 'down') return;
+    this.#state = 'down';
+    this.#failure = new KernError(KERN_NODE_DOWN, `node ${this.node} ${reason}`, { cause });
+    this.#rejectStartup(this.#failure);
+    this.#calls.failNode(this.node, this.#failure);
+  }
+
   /**
    * Calls a NodeApi routine. Resolves to its `{ kr, ... }` reply; rejects with
-   * KernError(KERN_NODE_DOWN) when the node is down or goes down before answering.
-   * The worker is referenced only while calls are in flight, so an idle kernel never keeps
-   * the process alive.
+   * KernError(KERN_NODE_DOWN) when this node (or `alsoOn`) is down or goes down before the
+   * answer, and with the DataCloneError when an argument cannot cross to a thread.
    */
-  async call<K extends keyof NodeApi>(method: K, ...args: Parameters<NodeApi[K]>): Promise<Reply<K>> {
-    if (this.#failure !== undefined) throw this.#failure;
-    if (this.#inFlight++ === 0) this.#worker.ref();
-    try {
-      const routine = this.#remote[method] as unknown as (...routineArgs: unknown[]) => Promise<Reply<K>>;
-      return await Promise.race([routine(...args), this.#down]);
-    } finally {
-      if (--this.#inFlight === 0 && this.#state !== 'down') this.#worker.unref();
-    }
+  call<K extends keyof NodeApi>(method: K, args: Parameters<NodeApi[K]>, alsoOn?: NodeHost): Promise<Reply<K>> {
+    const failure = this.#failure ?? (alsoOn === undefined ? undefined : alsoOn.#failure);
+    if (failure !== undefined) return Promise.reject(failure);
+    return new Promise<Reply<K>>((resolve, reject) => {
+      const id = this.#calls.add({
+        resolve: resolve as (result: never) => void, reject, host: this, alsoOn: alsoOn?.node,
+      });
+      if (this.#inFlight++ === 0) this.#worker.ref();
+      try {
+        this.#worker.postMessage({ op: 'call', id, method, args } satisfies HostToNode);
+      } catch (error) {
+        this.#calls.settle(id)?.reject(error as Error);
+      }
+    });
   }
 
   /** Stops the node; calls still in flight fail with KERN_NODE_DOWN. */
   async stop(): Promise<void> {
     if (this.#state === 'down') return;
     this.#state = 'stopping';
-    this.#remote[releaseProxy]();
     await this.#worker.terminate();
   }
 
