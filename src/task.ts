@@ -36,7 +36,7 @@ export interface AllocateOptions {
 export class Task {
   readonly id: TaskId;
   readonly node: NodeId;
-  /** @internal */
+  /** The kernel this task belongs to. */
   readonly kernel: Kernel;
 
   /** @internal */

@@ -1,0 +1,93 @@
+/**
+ * Shared IPC types: port names, port identities, rights in transit, and the `PortOps` interface
+ * through which a name space reaches its ports (Mach `ipc_object`/`ipc_port` references, as seen
+ * from `ipc_right`). Types, plus the two reserved names and the name sanitizer.
+ */
+import {
+  MACH_NOTIFY_DEAD_NAME, MACH_NOTIFY_PORT_DELETED, MACH_PORT_DEAD, MACH_PORT_NULL,
+} from '../shared/constants.js';
+
+/** A task-local port name (`mach_port_name_t`): `(index << 8) | generation`, 32 bits unsigned. */
+export type PortName = number & { readonly __brand: 'PortName' };
+
+/** A port's (or port set's) global identity, issued by `PortOps.createPort`/`createPortSet`. */
+export type PortId = number & { readonly __brand: 'PortId' };
+
+export const PORT_NAME_NULL = MACH_PORT_NULL as PortName;
+export const PORT_NAME_DEAD = MACH_PORT_DEAD as PortName;
+
+/**
+ * Turns a user's raw number into a `PortName`, or `undefined` when it cannot be a name at all
+ * (not an unsigned 32-bit integer). Any 32-bit value is name-shaped; whether it denotes a right
+ * is the name space's business.
+ */
+export function sanitizePortName(value: unknown): PortName | undefined {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 0xffffffff
+    ? value as PortName
+    : undefined;
+}
+
+/** What a right in transit is. A dead right carries no port: it arrives as MACH_PORT_DEAD. */
+export type RightKind = 'receive' | 'send' | 'send-once' | 'dead';
+
+/**
+ * A right that has left a name space (copied in from a message disposition) and not yet been
+ * copied out into another one. Whoever holds the value owns the right: it must either be copied
+ * out or handed to `destroyRightInTransit`, or the port's right counts go wrong.
+ */
+export type RightInTransit =
+  | { readonly kind: 'receive' | 'send' | 'send-once'; readonly portId: PortId }
+  | { readonly kind: 'dead' };
+
+/** The notifications a name space itself sends to a registered send-once right. */
+export type SpaceNotification = typeof MACH_NOTIFY_PORT_DELETED | typeof MACH_NOTIFY_DEAD_NAME;
+
+/**
+ * Everything a name space does to ports, injected because a port may live on another node: the
+ * space never touches a port object. One instance serves one space (task), so the implementation
+ * knows which task is acting. Every method is called after the space has committed its own
+ * change, and none may call back into the same space synchronously.
+ */
+export interface PortOps {
+  /** Make a new port whose receive right this space will hold; `undefined` if none can be made. */
+  createPort(): PortId | undefined;
+  /** Make a new, empty port set for this space; `undefined` if none can be made. */
+  createPortSet(): PortId | undefined;
+  /** The port set was destroyed; its members have already been moved out with `setMembership`. */
+  destroyPortSet(set: PortId): void;
+  /** The receive right for `port` joined `set`, or left its set when `set` is null. */
+  setMembership(port: PortId, set: PortId | null): void;
+  /** MAKE_SEND: the port's make-send count and send-right count each go up by one. */
+  makeSend(port: PortId): void;
+  /** One more send right exists (COPY_SEND, or MOVE_SEND splitting one uref off a name). */
+  copySend(port: PortId): void;
+  /**
+   * One send right ceased to exist (its last uref went, its name was destroyed, or it merged
+   * into a name that already held a send right). At zero the port fires no-senders.
+   */
+  releaseSend(port: PortId): void;
+  /** MAKE_SEND_ONCE: one more send-once right exists. */
+  makeSendOnce(port: PortId): void;
+  /** A send-once right died unused: the port gets a MACH_NOTIFY_SEND_ONCE message. */
+  releaseSendOnce(port: PortId): void;
+  /**
+   * MOVE_RECEIVE: the receive right left this space for a message (`ipc_port_clear_receiver`):
+   * make-send count and sequence number go back to 0. Its queue and other rights survive.
+   */
+  clearReceiver(port: PortId): void;
+  /** The receive right was destroyed: the port dies (see `portDied` for the send side). */
+  destroyReceive(port: PortId): void;
+  /** This space registered a dead-name request on a right to `port`: tell it when the port dies. */
+  dnrequestArm(port: PortId): void;
+  /**
+   * This space's dead-name request on `port` is gone: cancelled, its name freed, or fired by the
+   * space itself when it destroyed the port's receive right. Not called by `portDied`.
+   */
+  dnrequestCancel(port: PortId): void;
+  /**
+   * Send notification `id` about `name` to the send-once right `notify` (consuming it):
+   * MACH_NOTIFY_PORT_DELETED when a name with a request stopped denoting its right,
+   * MACH_NOTIFY_DEAD_NAME when a request was made on a name that was already dead.
+   */
+  notify(id: SpaceNotification, notify: PortId, name: PortName): void;
+}
