@@ -321,7 +321,8 @@ export class VmMap {
 
   /**
    * A direct view of task memory: the object buffer and byte range behind [address, address + size).
-   * Returns KERN_SUCCESS; KERN_INVALID_ADDRESS for an unallocated page; KERN_PROTECTION_FAILURE
+   * Returns KERN_SUCCESS; KERN_INVALID_ADDRESS for an unallocated page (also when `size` is 0:
+   * the page holding `address` must be mapped, for the view needs its buffer); KERN_PROTECTION_FAILURE
    * without VM_PROT_READ; KERN_INVALID_ARGUMENT when the range spans more than one memory
    * object (no single buffer holds it).
    */
@@ -329,7 +330,8 @@ export class VmMap {
     const cover = this.#access(address, size, VM_PROT_READ);
     if (cover.kr !== KERN_SUCCESS) return { kr: cover.kr };
     const head = this.#store.at(cover.first!);
-    if (head === undefined) return { kr: KERN_INVALID_ADDRESS };
+    // With size 0 the cover is empty and `head` may be the next entry above an unmapped address.
+    if (head === undefined || head.start > (address as number)) return { kr: KERN_INVALID_ADDRESS };
     for (let index = cover.first! + 1; index < cover.last!; index++) {
       const entry = this.#store.at(index)!;
       const previous = this.#store.at(index - 1)!;
