@@ -4,7 +4,6 @@
  */
 import { availableParallelism } from 'node:os';
 import { Ledger } from './actors/ledger.js';
-import { ObjectReferences } from './actors/memory-object.js';
 import { createMach, type Mach } from './mach.js';
 import {
   DEFAULT_PAGE_SIZE, KERN_INVALID_ARGUMENT, KERN_SUCCESS,
@@ -36,16 +35,14 @@ export class Kernel {
   readonly pageSize: number;
   readonly mach: Mach;
   readonly #hosts: NodeHost[];
-  readonly #references: ObjectReferences;
   readonly #rootLedgers: readonly [Ledger, Ledger];
   #bootstrapTask: Task | undefined;
   #nextLedger = 2;
   #state: KernelState = 'running';
 
-  private constructor(hosts: NodeHost[], pageSize: number, refTables: SharedArrayBuffer[], memoryLimit: number) {
+  private constructor(hosts: NodeHost[], pageSize: number, memoryLimit: number) {
     this.#hosts = hosts;
     this.pageSize = pageSize;
-    this.#references = new ObjectReferences(refTables);
     this.#rootLedgers = [Ledger.create(0, Infinity), Ledger.create(1, memoryLimit)];
     this.mach = createMach(this);
   }
@@ -69,7 +66,7 @@ export class Kernel {
     }
     const refTables = Array.from({ length: nodes }, () => new SharedArrayBuffer(REF_TABLE_BYTES));
     const hosts = await NodeHost.startAll(nodes, { pageSize, refTables });
-    const kernel = new Kernel(hosts, pageSize, refTables, memoryLimit);
+    const kernel = new Kernel(hosts, pageSize, memoryLimit);
     try {
       const ledgers = kernel.#rootLedgers.map((ledger) => ledger.ref) as unknown as TaskLedgers;
       const reply = await kernel.request(0 as NodeId, 'taskBootstrap', BOOTSTRAP_TOKEN, ledgers);
@@ -101,7 +98,10 @@ export class Kernel {
 
   /** Each node's default pager: how many memory objects it owns, and their bytes. */
   async pagerInfo(): Promise<PagerInfo[]> {
-    return Promise.all(this.#hosts.map((host) => this.#host(host.node).call('pagerInfo', [])));
+    return Promise.all(this.#hosts.map(async (host) => {
+      const info = await this.request(host.node, 'pagerInfo');
+      return 'objects' in info ? info : { node: host.node, objects: 0, bytes: 0, down: true };
+    }));
   }
 
   /** True when `value` is a task handle of this kernel. */

@@ -3,10 +3,9 @@
  * `{ kr, ...out-values }` (or a bare kr where the page has no out-values) and never rejects for
  * a kernel error. It is a thin face over the same routines the Task methods use.
  */
-import { isLedgerRef } from './actors/ledger.js';
-import { Ledger } from './actors/ledger.js';
+import { chooseLedgers, type Ledger } from './actors/ledger.js';
 import {
-  KERN_INVALID_ARGUMENT, KERN_SUCCESS, TASK_LEDGER_COUNT, type kern_return_t,
+  KERN_INVALID_ARGUMENT, KERN_SUCCESS, type kern_return_t,
 } from './shared/constants.js';
 import type { ForkMode, NodeApi, TaskLedgers } from './shared/protocol.js';
 import type { SecurityToken } from './shared/types.js';
@@ -132,19 +131,4 @@ export function createMach(kernel: Kernel): Mach {
       return (await onTask(target_task, 'vmCopy', source_address, size, dest_address)).kr;
     },
   };
-}
-
-/**
- * task_create's ledger rule: the child draws on the given [wired, paged] ledgers only when
- * exactly TASK_LEDGER_COUNT non-null ledgers are supplied; otherwise on its parent's.
- * Something that is not a ledger at all is an invalid argument.
- */
-function chooseLedgers(ledgers: unknown, count: unknown): TaskLedgers | null | 'invalid' {
-  if (ledgers === null || ledgers === undefined) return null;
-  if (!Array.isArray(ledgers)) return 'invalid';
-  if (ledgers.some((ledger) => ledger !== null && !(ledger instanceof Ledger) && !isLedgerRef(ledger))) return 'invalid';
-  if (count !== TASK_LEDGER_COUNT || ledgers.length !== TASK_LEDGER_COUNT || ledgers.some((ledger) => ledger === null)) {
-    return null;
-  }
-  return ledgers.map((ledger: Ledger) => ledger instanceof Ledger ? ledger.ref : ledger) as unknown as TaskLedgers;
 }

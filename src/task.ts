@@ -4,13 +4,13 @@
  * same `request` and returns the kern_return_t instead.
  */
 import {
-  KERN_FAILURE, KERN_SUCCESS, VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE,
+  KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_SUCCESS, VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE,
 } from './shared/constants.js';
 import { KernError } from './shared/errors.js';
 import type { NodeApi, RegionInfo, TaskBasicInfo } from './shared/protocol.js';
 import type { NodeId, SecurityToken, TaskId } from './shared/types.js';
 import type { Kernel } from './kernel.js';
-import type { Ledger } from './actors/ledger.js';
+import { chooseLedgers, type Ledger } from './actors/ledger.js';
 
 type Reply<K extends keyof NodeApi> = Awaited<ReturnType<NodeApi[K]>>;
 type TaskRoutine = { [K in keyof NodeApi]: Parameters<NodeApi[K]>[0] extends TaskId ? K : never }[keyof NodeApi];
@@ -112,26 +112,26 @@ export class Task {
 
   /** task_create: a child on this task's node. */
   async create(options: TaskCreateOptions = {}): Promise<Task> {
-    const ledgers = options.ledgers === undefined ? null : options.ledgers.map((ledger) => ledger.ref);
-    return checkChild(await this.kernel.fork(this, 'create', options.inheritMemory ?? true, this.node,
-      ledgers as never), 'task_create');
+    const ledgers = options.ledgers === undefined ? null : chooseLedgers(options.ledgers, options.ledgers.length);
+    if (ledgers === 'invalid') throw new KernError(KERN_INVALID_ARGUMENT, 'task_create: not a ledger');
+    return checkChild(await this.kernel.fork(this, 'create', inherits(options), this.node, ledgers), 'task_create');
   }
 
   /** norma_task_create: a child on `node`, honoring each region's inheritance. */
   async createOn(node: number, options: CreateOptions = {}): Promise<Task> {
-    return checkChild(await this.kernel.fork(this, 'create', options.inheritMemory ?? true, node, null),
+    return checkChild(await this.kernel.fork(this, 'create', inherits(options), node, null),
       'norma_task_create');
   }
 
   /** norma_task_clone: a child on `node` sharing all memory, whatever its inheritance. */
   async clone(node: number, options: CreateOptions = {}): Promise<Task> {
-    return checkChild(await this.kernel.fork(this, 'clone', options.inheritMemory ?? true, node, null),
+    return checkChild(await this.kernel.fork(this, 'clone', inherits(options), node, null),
       'norma_task_clone');
   }
 
   /** norma_task_teleport: clone onto `node`, then terminate this task. */
   async teleport(node: number, options: CreateOptions = {}): Promise<Task> {
-    return checkChild(await this.kernel.fork(this, 'teleport', options.inheritMemory ?? true, node, null),
+    return checkChild(await this.kernel.fork(this, 'teleport', inherits(options), node, null),
       'norma_task_teleport');
   }
 
@@ -185,6 +185,11 @@ export function inheritanceName(inheritance: number): string {
     case VM_INHERIT_NONE: return 'none';
     default: return String(inheritance);
   }
+}
+
+/** inherit_memory defaults to true; anything but a boolean is for fork to reject. */
+function inherits(options: CreateOptions): unknown {
+  return options.inheritMemory === undefined ? true : options.inheritMemory;
 }
 
 function check<T extends { kr: number }>(reply: T, routine: string): T {

@@ -3,7 +3,10 @@
  * documents them as unimplemented, norma enforces them). A ledger's words live in a
  * SharedArrayBuffer so tasks on every node charge the same balance with Atomics, lock-free.
  */
-import { LEDGER_BALANCE, LEDGER_LIMIT, LEDGER_WORDS, type LedgerRef } from '../shared/protocol.js';
+import { TASK_LEDGER_COUNT } from '../shared/constants.js';
+import {
+  LEDGER_BALANCE, LEDGER_LIMIT, LEDGER_WORDS, type LedgerRef, type TaskLedgers,
+} from '../shared/protocol.js';
 
 const UNLIMITED = (1n << 63n) - 1n;
 
@@ -61,4 +64,19 @@ export function isLedgerRef(value: unknown): value is LedgerRef {
   const candidate = value as Partial<LedgerRef>;
   return typeof candidate.id === 'number' && candidate.sab instanceof SharedArrayBuffer &&
     candidate.sab.byteLength >= LEDGER_WORDS * BigInt64Array.BYTES_PER_ELEMENT;
+}
+
+/**
+ * task_create's ledger rule: the child draws on the given [wired, paged] ledgers only when
+ * exactly TASK_LEDGER_COUNT non-null ledgers are supplied; otherwise on its parent's.
+ * Something that is not a ledger at all is an invalid argument.
+ */
+export function chooseLedgers(ledgers: unknown, count: unknown): TaskLedgers | null | 'invalid' {
+  if (ledgers === null || ledgers === undefined) return null;
+  if (!Array.isArray(ledgers)) return 'invalid';
+  if (ledgers.some((ledger) => ledger !== null && !(ledger instanceof Ledger) && !isLedgerRef(ledger))) return 'invalid';
+  if (count !== TASK_LEDGER_COUNT || ledgers.length !== TASK_LEDGER_COUNT || ledgers.some((ledger) => ledger === null)) {
+    return null;
+  }
+  return ledgers.map((ledger: Ledger | LedgerRef) => ledger instanceof Ledger ? ledger.ref : ledger) as unknown as TaskLedgers;
 }

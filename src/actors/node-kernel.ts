@@ -312,6 +312,10 @@ export class NodeKernel implements NodeApi {
   }
 
   pagerInfo(): PagerInfo { return this.#pager.info(); }
+
+  imageRelease(image: TaskImage): ReleasingReply {
+    return { kr: KERN_SUCCESS, released: this.#release(imageObjects(image)) };
+  }
 }
 
 function isLedgerPair(value: unknown): value is TaskLedgers {

@@ -61,8 +61,29 @@ export interface NodeAdopt {
   readonly released: readonly MemoryObjectName[];
 }
 
-export type HostToNode = NodeStartup | NodeCall;
-export type NodeToNode = NodeAdopt;
+/** The child's node built the child of fork call `id`: the parent's node forgets that image. */
+export interface NodeAdopted {
+  readonly op: 'adopted';
+  readonly id: number;
+}
+
+/** Memory objects homed at the receiving node whose last reference went on the sender. */
+export interface NodeRelease {
+  readonly op: 'release';
+  readonly objects: readonly MemoryObjectName[];
+}
+
+/**
+ * Node `node` is down. Sent to every other node ahead of any later call, so what a node does for
+ * a dead peer (dropping the images it never adopted) is done before the next call is served.
+ */
+export interface NodeDown {
+  readonly op: 'node-down';
+  readonly node: NodeId;
+}
+
+export type HostToNode = NodeStartup | NodeCall | NodeDown;
+export type NodeToNode = NodeAdopt | NodeAdopted | NodeRelease;
 export type NodeToHost = NodeReady | NodeReturn | NodeFault;
 
 /**
@@ -224,6 +245,8 @@ export interface PagerInfo {
   readonly node: NodeId;
   readonly objects: number;
   readonly bytes: number;
+  /** True when the node is down: its pager's figures are unknown (0 here). */
+  readonly down?: boolean;
 }
 
 export interface KrReply { readonly kr: number }
@@ -275,6 +298,8 @@ export interface NodeApi {
   vmView(task: TaskId, address: number, size: number): ViewReply;
 
   pagerRelease(objects: readonly MemoryObjectName[]): KrReply;
+  /** Drops the references a task image holds (its child will never be built). */
+  imageRelease(image: TaskImage): ReleasingReply;
   pagerInfo(): PagerInfo;
 }
 

@@ -65,9 +65,12 @@ export class NodeHost {
   #state: NodeState = 'starting';
   #inFlight = 0;
 
-  private constructor(startup: Omit<NodeStartup, 'op'>, calls: CallTable) {
+  readonly #peers: NodeHost[];
+
+  private constructor(startup: Omit<NodeStartup, 'op'>, calls: CallTable, peers: NodeHost[]) {
     this.node = startup.node;
     this.#calls = calls;
+    this.#peers = peers;
     this.#worker = new Worker(NODE_MAIN, { name: `norma-node-${startup.node}` });
     let ready!: () => void;
     this.#ready = new Promise<void>((resolve, reject) => {
@@ -110,8 +113,9 @@ export class NodeHost {
       }
     }
     const calls = new CallTable();
-    const hosts = peers.map((nodePeers, node) =>
-      new NodeHost({ ...startup, node: node as NodeId, nodes, peers: nodePeers }, calls));
+    const hosts: NodeHost[] = [];
+    peers.forEach((nodePeers, node) =>
+      hosts.push(new NodeHost({ ...startup, node: node as NodeId, nodes, peers: nodePeers }, calls, hosts)));
     const started = await Promise.allSettled(hosts.map((host) => host.#ready));
     const failure = started.find((result) => result.status === 'rejected');
     if (failure !== undefined) {
@@ -136,6 +140,9 @@ export class NodeHost {
     this.#failure = new KernError(KERN_NODE_DOWN, `node ${this.node} ${reason}`, { cause });
     this.#rejectStartup(this.#failure);
     this.#calls.failNode(this.node, this.#failure);
+    for (const peer of this.#peers) {
+      if (peer !== this && peer.#state === 'running') peer.#worker.postMessage({ op: 'node-down', node: this.node } satisfies HostToNode);
+    }
   }
 
   /**

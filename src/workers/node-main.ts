@@ -6,14 +6,19 @@ import { parentPort } from 'node:worker_threads';
 import { NodeKernel } from '../actors/node-kernel.js';
 import type { MessagePort } from 'node:worker_threads';
 import {
-  serializeError, type ForkReply, type HostToNode, type NodeApi, type NodeCall, type NodeToHost,
-  type NodeToNode,
+  serializeError, type ForkReply, type HostToNode, type MemoryObjectName, type NodeApi, type NodeCall,
+  type NodeToHost, type NodeToNode, type TaskImage,
 } from '../shared/protocol.js';
 
 if (parentPort === null) throw new Error('norma: node-main must run in a worker thread');
 const port = parentPort;
 let kernel: NodeKernel | undefined;
 let peers: readonly (MessagePort | null)[] = [];
+/**
+ * Images sent to another node and not yet adopted there, by fork call id. If that node dies
+ * first, their references are dropped here, so its crash leaks no memory.
+ */
+const unadopted = new Map<number, { readonly node: number; readonly image: TaskImage }>();
 
 const send = (message: NodeToHost) => port.postMessage(message);
 
@@ -46,15 +51,48 @@ function forwardImage(id: number, reply: ForkReply): boolean {
   const peer = peers[reply.childNode];
   if (peer == null) return false;
   const adopt: NodeToNode = { op: 'adopt', id, image: reply.image, released: reply.released ?? [] };
-  peer.postMessage(adopt);
+  unadopted.set(id, { node: reply.childNode, image: reply.image });
+  if (closedPeers.has(reply.childNode)) peerClosed(kernel!, reply.childNode);
+  else peer.postMessage(adopt);
   return true;
 }
 
-function adopt(node: NodeKernel, { id, image, released }: NodeToNode): void {
-  try {
-    send({ op: 'return', id, result: node.taskAdopt(image, released) });
-  } catch (error) {
-    fault(id, error);
+function fromPeer(node: NodeKernel, peer: number, message: NodeToNode): void {
+  switch (message.op) {
+    case 'adopt':
+      try {
+        send({ op: 'return', id: message.id, result: node.taskAdopt(message.image, message.released) });
+      } catch (error) {
+        fault(message.id, error);
+      }
+      // After the answer, so confirming costs the caller nothing.
+      peers[peer]?.postMessage({ op: 'adopted', id: message.id } satisfies NodeToNode);
+      return;
+    case 'adopted':
+      unadopted.delete(message.id);
+      return;
+    case 'release':
+      node.pagerRelease(message.objects);
+      return;
+  }
+}
+
+const closedPeers = new Set<number>();
+
+/**
+ * A peer node died (its host already failed the calls waiting on it): drop the references of
+ * the images it never adopted, handing objects homed elsewhere to their pagers directly.
+ */
+function peerClosed(node: NodeKernel, peer: number): void {
+  closedPeers.add(peer);
+  for (const [id, pending] of unadopted) {
+    if (pending.node !== peer) continue;
+    unadopted.delete(id);
+    const homes = new Map<number, MemoryObjectName[]>();
+    for (const object of node.imageRelease(pending.image).released) {
+      homes.set(object.home, [...(homes.get(object.home) ?? []), object]);
+    }
+    for (const [home, objects] of homes) peers[home]?.postMessage({ op: 'release', objects } satisfies NodeToNode);
   }
 }
 
@@ -64,10 +102,17 @@ port.on('message', (message: HostToNode) => {
     else serve(kernel, message);
     return;
   }
+  if (message.op === 'node-down') {
+    if (kernel !== undefined && !closedPeers.has(message.node)) peerClosed(kernel, message.node);
+    return;
+  }
   const started = new NodeKernel(message);
   kernel = started;
   peers = message.peers;
-  for (const peer of peers) peer?.on('message', (forwarded: NodeToNode) => adopt(started, forwarded));
+  peers.forEach((peer, index) => {
+    peer?.on('message', (forwarded: NodeToNode) => fromPeer(started, index, forwarded));
+    peer?.on('close', () => { if (!closedPeers.has(index)) peerClosed(started, index); });
+  });
   send({ op: 'ready', node: message.node });
 });
 
