@@ -183,8 +183,8 @@ export class TaskImageWriter {
 
   finish(token: SecurityToken, ledgers: TaskLedgers): TaskImage {
     return {
-      entries: Float64Array.from(this.#entries),
-      objects: Int32Array.from(this.#objects),
+      entries: new Float64Array(this.#entries),
+      objects: new Int32Array(this.#objects),
       buffers: this.#buffers,
       token,
       ledgers,
@@ -202,15 +202,16 @@ export function imageObjects(image: TaskImage): MemoryObjectRef[] {
 }
 
 /** The entries of an image, in address order, each with its object from `objects`. */
-export function* imageEntries<T>(image: TaskImage, objects: readonly T[]):
-  Generator<Omit<VmEntryImage, 'object'> & { object: T }> {
+export function imageEntries<T>(image: TaskImage, objects: readonly T[]): (Omit<VmEntryImage, 'object'> & { object: T })[] {
   const words = image.entries;
-  for (let at = 0; at < words.length; at += IMAGE_ENTRY_WORDS) {
-    yield {
+  const entries = new Array<Omit<VmEntryImage, 'object'> & { object: T }>(words.length / IMAGE_ENTRY_WORDS);
+  for (let at = 0, index = 0; at < words.length; at += IMAGE_ENTRY_WORDS, index++) {
+    entries[index] = {
       start: words[at]!, end: words[at + 1]!, offset: words[at + 2]!, protection: words[at + 3]!,
       maxProtection: words[at + 4]!, inheritance: words[at + 5]!, object: objects[words[at + 6]!]!,
     };
   }
+  return entries;
 }
 
 /** How a child's address space is drawn from its parent (MACH.md §4). */
