@@ -4,6 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Ledger } from './actors/ledger.js';
+import { PortTable } from './actors/port-table.js';
 import { createMach, type Mach } from './mach.js';
 import {
   DEFAULT_PAGE_SIZE, KERN_INVALID_ARGUMENT, KERN_SUCCESS,
@@ -65,7 +66,7 @@ export class Kernel {
       throw new RangeError('options.memoryLimit must be a non-negative integer or Infinity');
     }
     const refTables = Array.from({ length: nodes }, () => new SharedArrayBuffer(REF_TABLE_BYTES));
-    const hosts = await NodeHost.startAll(nodes, { pageSize, refTables });
+    const hosts = await NodeHost.startAll(nodes, { pageSize, refTables, portTable: PortTable.create() });
     const kernel = new Kernel(hosts, pageSize, memoryLimit);
     try {
       const ledgers = kernel.#rootLedgers.map((ledger) => ledger.ref) as unknown as TaskLedgers;

@@ -149,6 +149,29 @@ export class NameSpace {
   }
 
   /**
+   * Stores `entry` under a name the caller chose (mach_port_insert_right). Returns false, and
+   * changes nothing, when the name is reserved, malformed (generation 0) or in use.
+   * Conditions: as for `insert`.
+   */
+  insertNamed(name: PortName, entry: IpcEntry): boolean {
+    if (!Number.isInteger(name) || name <= 0 || name >= 0xffffffff || name % 256 === 0 || this.full) return false;
+    const index = Math.floor(name / 256);
+    while (this.#slots.length <= index) {
+      this.#free.push(this.#slots.length);
+      this.#slots.push({ gen: 1, entry: null });
+    }
+    const slot = this.#slots[index]!;
+    if (slot.entry !== null) return false;
+    const queued = this.#free.indexOf(index, this.#freeHead);
+    if (queued >= 0) this.#free.splice(queued, 1);
+    slot.gen = name % 256;
+    slot.entry = entry;
+    this.#size++;
+    this.#index(name, entry);
+    return true;
+  }
+
+  /**
    * Changes what `name` holds. A type without a port right drops `port` (a dead name names
    * nothing); the reverse indices follow.
    * Conditions: `name` denotes an entry; `type` is a valid non-empty combination.

@@ -4,20 +4,23 @@
  * callers each see a consistent snapshot: a node runs one routine at a time.
  */
 import {
-  KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_SUCCESS, KERN_TERMINATED, VM_INHERIT_COPY,
-  VM_INHERIT_NONE, VM_INHERIT_SHARE,
+  KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_RESOURCE_SHORTAGE, KERN_SUCCESS, KERN_TERMINATED,
+  TASK_HOST_PORT, VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE,
 } from '../shared/constants.js';
 import { KernError } from '../shared/errors.js';
 import {
   imageEntries, imageObjects, serializeError, TaskImageWriter, type ForkMode, type ForkReply,
   type KrReply, type MemoryObjectName, type NodeApi, type NodeStartup, type PagerInfo,
   type RegionInfo, type ReleasingReply, type SerializedError, type TaskBasicInfo, type TaskImage,
-  type TaskLedgers, type ViewReply,
+  type TaskLedgers, type ViewReply, type InheritedPorts, type IpcTraffic, type NodeToNode,
 } from '../shared/protocol.js';
 import {
   isSecurityToken, makeTaskId, type NodeId, type SecurityToken, type TaskId,
 } from '../shared/types.js';
 import { DefaultPager } from './default-pager.js';
+import { NodeIpc } from './ipc-node.js';
+import { releaseInherited, TaskIpc, type OolMemory } from './ipc-task.js';
+import { PortKind, PortTable } from './port-table.js';
 import { isLedgerRef, Ledger } from './ledger.js';
 import { MemoryObject, ObjectReferences } from './memory-object.js';
 import { TaskActor } from './task.js';
@@ -43,19 +46,70 @@ export class NodeKernel implements NodeApi {
   readonly #tasks = new Map<TaskId, TaskActor>();
   #nextTask = 1;
 
-  constructor(startup: Pick<NodeStartup, 'node' | 'nodes' | 'pageSize' | 'refTables'>) {
+  readonly #ipc: NodeIpc;
+  readonly #post: (node: NodeId, message: NodeToNode) => void;
+
+  /** `post` reaches the other nodes directly (node-main's peer channels). */
+  constructor(startup: Pick<NodeStartup, 'node' | 'nodes' | 'pageSize' | 'refTables' | 'portTable'>,
+    post: (node: NodeId, message: NodeToNode) => void = () => {}) {
     this.id = startup.node;
     this.nodes = startup.nodes;
     this.pageSize = startup.pageSize;
+    this.#post = post;
     this.#references = new ObjectReferences(startup.refTables);
     this.#pager = new DefaultPager(this.id, this.#references);
+    this.#ipc = new NodeIpc(this.id, new PortTable(startup.portTable, this.id), {
+      post: (node, traffic) => post(node, { op: 'ipc', traffic }),
+      releaseObject: (object) => this.#releaseNow([object]),
+      portDied: (task, port) => this.#tasks.get(task)?.ipc.portDied(port),
+    });
   }
 
-  #newTask(token: SecurityToken, ledgers: TaskLedgers): TaskActor {
+  /** IPC traffic from another node. */
+  receiveTraffic(traffic: IpcTraffic): void { this.#ipc.receiveTraffic(traffic); }
+
+  #newTask(token: SecurityToken, ledgers: TaskLedgers, ports: InheritedPorts | null): TaskActor {
     const task = new TaskActor(makeTaskId(this.id, this.#nextTask++), this.id,
-      new VmMap(this.pageSize), token, ledgers);
+      new VmMap(this.pageSize), token, ledgers,
+      (actor) => new TaskIpc(this.#ipc, actor.id, this.#oolMemory(actor), ports));
     this.#tasks.set(task.id, task);
     return task;
+  }
+
+  /** Releases references now, handing objects homed elsewhere to their pagers directly. */
+  #releaseNow(objects: Iterable<MemoryObjectName>): void {
+    const byHome = new Map<NodeId, MemoryObjectName[]>();
+    for (const object of this.#release(objects)) byHome.set(object.home, [...(byHome.get(object.home) ?? []), object]);
+    for (const [home, names] of byHome) this.#post(home, { op: 'release', objects: names });
+  }
+
+  /** Out-of-line message memory of `task`: shared references or private copies of its regions. */
+  #oolMemory(task: TaskActor): OolMemory {
+    return {
+      capture: (descriptor) => {
+        const { address, size } = descriptor;
+        if (descriptor.share === true) {
+          const range = task.map.objectRange(address, size);
+          if (range.object === undefined) return { kr: range.kr };
+          this.#references.reference(range.object);
+          return { kr: KERN_SUCCESS, region: { object: range.object.toRef(), offset: range.offset!, size } };
+        }
+        const read = task.map.read(address, size);
+        if (read.data === undefined) return { kr: read.kr };
+        const made = this.#pager.create(task.map.roundPage(Math.max(size, 1)), task.pagedLedger);
+        if (made.object === undefined) return { kr: made.kr };
+        new Uint8Array(made.object.sab).set(read.data);
+        return { kr: KERN_SUCCESS, region: { object: made.object.toRef(), offset: 0, size } };
+      },
+      map: (region) => {
+        const mapped = task.map.mapObject(new MemoryObject(region.object), region.offset, region.size);
+        // The map holds one reference per object: a region of an object it maps already, or
+        // one it could not map, gives its reference back.
+        if (!mapped.fresh) this.#releaseNow([region.object]);
+        return mapped;
+      },
+      deallocate: (address, size) => this.#releaseNow(task.map.deallocate(address, size).unmapped),
+    };
   }
 
   /**
@@ -72,9 +126,16 @@ export class NodeKernel implements NodeApi {
     return remote;
   }
 
+  /**
+   * The first task, with a send right to the host port (made here) as its TASK_HOST_PORT.
+   * Returns KERN_SUCCESS; KERN_INVALID_ARGUMENT for a malformed token or ledger pair.
+   */
   taskBootstrap(token: SecurityToken, ledgers: TaskLedgers): { kr: number; task?: TaskId } {
     if (!isSecurityToken(token) || !isLedgerPair(ledgers)) return { kr: KERN_INVALID_ARGUMENT };
-    return { kr: KERN_SUCCESS, task: this.#newTask(token, ledgers).id };
+    const host = this.#ipc.createPort(PortKind.HOST);
+    if (host === undefined) return { kr: KERN_RESOURCE_SHORTAGE };
+    this.#ipc.table.addSendRight(host);
+    return { kr: KERN_SUCCESS, task: this.#newTask(token, ledgers, { special: [[TASK_HOST_PORT, host]], registered: [null, null, null] }).id };
   }
 
   /**
@@ -111,7 +172,7 @@ export class NodeKernel implements NodeApi {
   }
 
   #adopt(image: TaskImage): TaskActor {
-    const child = this.#newTask(image.token, image.ledgers);
+    const child = this.#newTask(image.token, image.ledgers, image.ports);
     const objects = imageObjects(image).map((ref) => new MemoryObject(ref));
     for (const entry of imageEntries(image, objects)) child.map.enter(entry);
     return child;
@@ -126,7 +187,7 @@ export class NodeKernel implements NodeApi {
   #capture(parent: TaskActor, mode: ForkMode, inheritMemory: boolean, ledgers: TaskLedgers):
     { kr: number; image?: TaskImage } {
     const image = new TaskImageWriter();
-    if (!inheritMemory) return { kr: KERN_SUCCESS, image: image.finish(parent.token, ledgers) };
+    if (!inheritMemory) return { kr: KERN_SUCCESS, image: image.finish(parent.token, ledgers, parent.ipc.inheritable()) };
     const paged = new Ledger(ledgers[1]);
     const copies: MemoryObject[] = [];
     const shared = new Map<number, MemoryObject>();
@@ -147,7 +208,7 @@ export class NodeKernel implements NodeApi {
       }
     }
     for (const object of shared.values()) this.#references.reference(object);
-    return { kr: KERN_SUCCESS, image: image.finish(parent.token, ledgers) };
+    return { kr: KERN_SUCCESS, image: image.finish(parent.token, ledgers, parent.ipc.inheritable()) };
   }
 
   /** A private copy of an entry's bytes, as they are now, in a new object charged to `ledger`. */
@@ -314,6 +375,7 @@ export class NodeKernel implements NodeApi {
   pagerInfo(): PagerInfo { return this.#pager.info(); }
 
   imageRelease(image: TaskImage): ReleasingReply {
+    releaseInherited(this.#ipc, image.ports);
     return { kr: KERN_SUCCESS, released: this.#release(imageObjects(image)) };
   }
 }

@@ -311,6 +311,17 @@ export class Port<M> {
     return queued;
   }
 
+  /**
+   * Fails every receiver waiting on this port directly with `kr` (the receive right left this
+   * node with its queue).
+   */
+  failReceivers(kr: number): void {
+    for (const receiver of this.#receivers.splice(0)) {
+      disarm(this.#clock, receiver);
+      receiver.resolve({ kr });
+    }
+  }
+
   /** True when a receive would get a message now. @internal */
   get ready(): boolean {
     return this.#queue.length > 0 || this.#senders.length > 0;

@@ -8,6 +8,7 @@ import type { TaskLedgers, TaskBasicInfo } from '../shared/protocol.js';
 import type { NodeId, SecurityToken, TaskId } from '../shared/types.js';
 import { Ledger } from './ledger.js';
 import type { MemoryObject } from './memory-object.js';
+import type { TaskIpc } from './ipc-task.js';
 import type { VmMap } from './vm-map.js';
 
 export type TaskState = 'active' | 'terminated';
@@ -19,18 +20,22 @@ export class TaskActor {
   readonly ledgers: TaskLedgers;
   /** The paged-space ledger: what the task's memory objects are charged to. */
   readonly pagedLedger: Ledger;
+  /** The task's port name space and special ports. */
+  readonly ipc: TaskIpc;
   #token: SecurityToken;
   #state: TaskState = 'active';
   #suspendCount = 0;
   #resumeWaiters: Array<(runnable: boolean) => void> = [];
 
-  constructor(id: TaskId, node: NodeId, map: VmMap, token: SecurityToken, ledgers: TaskLedgers) {
+  constructor(id: TaskId, node: NodeId, map: VmMap, token: SecurityToken, ledgers: TaskLedgers,
+    makeIpc: (task: TaskActor) => TaskIpc) {
     this.id = id;
     this.node = node;
     this.map = map;
     this.#token = token;
     this.ledgers = ledgers;
     this.pagedLedger = new Ledger(ledgers[1]);
+    this.ipc = makeIpc(this);
   }
 
   get state(): TaskState { return this.#state; }
@@ -62,10 +67,14 @@ export class TaskActor {
     return new Promise((resolve) => this.#resumeWaiters.push(resolve));
   }
 
-  /** task_terminate's task half: empties the map and returns the objects it referenced. */
+  /**
+   * task_terminate's task half: destroys its rights (its receive rights' ports die), empties
+   * the map and returns the objects it referenced.
+   */
   terminate(): MemoryObject[] {
     this.#state = 'terminated';
     this.#wake(false);
+    this.ipc.terminate();
     return this.map.clear();
   }
 

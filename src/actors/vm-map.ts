@@ -160,6 +160,36 @@ export class VmMap {
   }
 
   /**
+   * vm_map of a memory object anywhere: maps [offset, offset + size) of `object` at the lowest
+   * free address, protection VM_PROT_DEFAULT, inheritance VM_INHERIT_DEFAULT (out-of-line
+   * message memory arriving in a receiver).
+   * Conditions: the caller holds the object reference this map will own if the object is new to it.
+   * Returns KERN_SUCCESS with the address; KERN_NO_SPACE when no room is left.
+   */
+  mapObject(object: MemoryObject, offset: number, size: number): { kr: number; address: number; fresh: boolean } {
+    const length = this.roundPage(size);
+    const start = this.#store.findSpace(length, this.minAddress, this.maxAddress);
+    if (start === undefined) return { kr: KERN_NO_SPACE, address: 0, fresh: false };
+    const fresh = this.enter({
+      start, end: start + length, object, offset, protection: VM_PROT_DEFAULT,
+      maxProtection: VM_PROT_ALL, inheritance: VM_INHERIT_DEFAULT,
+    });
+    return { kr: KERN_SUCCESS, address: start, fresh };
+  }
+
+  /**
+   * The memory object and offset behind [address, address + size), which must be readable and
+   * lie in one object (out-of-line memory sent shared).
+   * Returns as `view`.
+   */
+  objectRange(address: unknown, size: unknown): { kr: number; object?: MemoryObject; offset?: number } {
+    const view = this.view(address, size);
+    if (view.kr !== KERN_SUCCESS) return { kr: view.kr };
+    const entry = this.#store.at(this.#store.firstEndingAfter(address as number))!;
+    return { kr: KERN_SUCCESS, object: entry.object, offset: view.byteOffset! };
+  }
+
+  /**
    * Enters an entry into a free range (allocation, or adopting a task image). The caller holds
    * the object reference this map will own if the object is new to it.
    * Returns true when the object was new to this map.

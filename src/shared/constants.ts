@@ -123,6 +123,8 @@ export const {
   TASK_KERNEL_PORT, TASK_HOST_PORT, TASK_BOOTSTRAP_PORT, TASK_WIRED_LEDGER_PORT,
   TASK_PAGED_LEDGER_PORT,
 } = TaskSpecialPort;
+/** GNU Mach's single task exception port (OSF keeps per-type exception ports instead). */
+export const TASK_EXCEPTION_PORT = 3;
 export const TASK_PORT_REGISTER_MAX = 3;
 
 /** Port rights (mach/port.h). */

@@ -7,6 +7,8 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { NodeId, SecurityToken, TaskId } from './types.js';
+import type { PortId } from '../actors/ipc-types.js';
+import type { KMsg } from '../actors/message.js';
 
 
 /** First message on a node's parentPort (before comlink takes over): who it is and its tables. */
@@ -19,6 +21,8 @@ export interface NodeStartup {
   readonly refTables: readonly SharedArrayBuffer[];
   /** A direct channel to every other node, indexed by node (null at this node's own index). */
   readonly peers: readonly (MessagePort | null)[];
+  /** The kernel-wide port table (port-table.ts). */
+  readonly portTable: SharedArrayBuffer;
 }
 
 /** The node's answer once it has installed its pager and exposed its NodeApi. */
@@ -61,6 +65,39 @@ export interface NodeAdopt {
   readonly released: readonly MemoryObjectName[];
 }
 
+/** Node-to-node IPC traffic: messages and what ports need of the node that holds them. */
+export type IpcTraffic =
+  | { readonly op: 'kmsg'; readonly kmsg: KMsg }
+  | { readonly op: 'migrate'; readonly port: PortId; readonly to: NodeId }
+  | { readonly op: 'port-state'; readonly state: PortState }
+  | { readonly op: 'port-died'; readonly port: PortId; readonly task: TaskId }
+  | { readonly op: 'no-senders'; readonly port: PortId }
+  | { readonly op: 'destroy-port'; readonly port: PortId }
+  | { readonly op: 'dnrequest'; readonly port: PortId; readonly node: NodeId; readonly task: TaskId; readonly delta: 1 | -1 };
+
+/** A port's kernel state as it moves to another node with its receive right. */
+export interface PortState {
+  readonly id: PortId;
+  readonly queued: readonly KMsg[];
+  readonly expected: readonly (readonly [number, number])[];
+  readonly held: readonly KMsg[];
+  readonly mscount: number;
+  readonly nsrequest: NoSendersRequest | null;
+  readonly pdrequest: PortId | null;
+  readonly dnrequests: readonly (readonly [string, number])[];
+}
+
+export interface NoSendersRequest {
+  readonly notify: PortId;
+  readonly sync: number;
+}
+
+/** IPC traffic between nodes (ipc-node.ts). */
+export interface NodeIpcTraffic {
+  readonly op: 'ipc';
+  readonly traffic: IpcTraffic;
+}
+
 /** The child's node built the child of fork call `id`: the parent's node forgets that image. */
 export interface NodeAdopted {
   readonly op: 'adopted';
@@ -83,7 +120,7 @@ export interface NodeDown {
 }
 
 export type HostToNode = NodeStartup | NodeCall | NodeDown;
-export type NodeToNode = NodeAdopt | NodeAdopted | NodeRelease;
+export type NodeToNode = NodeAdopt | NodeAdopted | NodeRelease | NodeIpcTraffic;
 export type NodeToHost = NodeReady | NodeReturn | NodeFault;
 
 /**
@@ -141,6 +178,14 @@ export interface TaskImage {
   readonly buffers: readonly SharedArrayBuffer[];
   readonly token: SecurityToken;
   readonly ledgers: TaskLedgers;
+  /** The special and registered ports the child inherits, a send right each. */
+  readonly ports: InheritedPorts;
+}
+
+/** The ports a child inherits (task_create.html), each a send right the holder owns. */
+export interface InheritedPorts {
+  readonly special: readonly (readonly [number, PortId])[];
+  readonly registered: readonly (PortId | null)[];
 }
 export const IMAGE_ENTRY_WORDS = 7;
 export const IMAGE_OBJECT_WORDS = 2;
@@ -181,8 +226,9 @@ export class TaskImageWriter {
       entry.inheritance, this.object(object));
   }
 
-  finish(token: SecurityToken, ledgers: TaskLedgers): TaskImage {
+  finish(token: SecurityToken, ledgers: TaskLedgers, ports: InheritedPorts): TaskImage {
     return {
+      ports,
       entries: new Float64Array(this.#entries),
       objects: new Int32Array(this.#objects),
       buffers: this.#buffers,

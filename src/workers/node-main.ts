@@ -74,6 +74,9 @@ function fromPeer(node: NodeKernel, peer: number, message: NodeToNode): void {
     case 'release':
       node.pagerRelease(message.objects);
       return;
+    case 'ipc':
+      node.receiveTraffic(message.traffic);
+      return;
   }
 }
 
@@ -106,7 +109,7 @@ port.on('message', (message: HostToNode) => {
     if (kernel !== undefined && !closedPeers.has(message.node)) peerClosed(kernel, message.node);
     return;
   }
-  const started = new NodeKernel(message);
+  const started = new NodeKernel(message, (node, traffic) => peers[node]?.postMessage(traffic));
   kernel = started;
   peers = message.peers;
   peers.forEach((peer, index) => {

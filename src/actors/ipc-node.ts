@@ -1,0 +1,381 @@
+/**
+ * The IPC half of a node (Mach `ipc_mqueue` and `ipc_port` for the ports held here, plus NORMA's
+ * routing): the ports whose queues live on this node, message delivery in per-sender order,
+ * forwarding to where a port went, port migration with its queue, port death and the
+ * notifications the kernel sends. Name spaces stay with their tasks (ipc-task.ts).
+ */
+import { ok as assert } from 'node:assert/strict';
+import {
+  MACH_NOTIFY_NO_SENDERS, MACH_NOTIFY_PORT_DESTROYED, MACH_NOTIFY_SEND_ONCE, MACH_RCV_PORT_CHANGED,
+} from '../shared/constants.js';
+import type { IpcTraffic, MemoryObjectRef, NoSendersRequest, PortState } from '../shared/protocol.js';
+import type { NodeId, TaskId } from '../shared/types.js';
+import type { PortId, PortName, PortOps, RightInTransit, SpaceNotification } from './ipc-types.js';
+import type { KMsg } from './message.js';
+import { Port, PortSet } from './port.js';
+import { PortKind, type PortTable } from './port-table.js';
+import { destroyRightInTransit } from './right.js';
+
+/** What the node kernel lends the IPC layer: the way out, and memory for out-of-line regions. */
+export interface IpcHost {
+  post(node: NodeId, traffic: IpcTraffic): void;
+  /** Drops a memory-object reference held by a destroyed message. */
+  releaseObject(object: MemoryObjectRef): void;
+  /** A task on this node died with a dead-name request on `port` outstanding: convert its names. */
+  portDied(task: TaskId, port: PortId): void;
+}
+
+/** A port whose queue lives on this node. */
+export class LocalPort {
+  readonly id: PortId;
+  readonly queue: Port<KMsg>;
+  /** The task this is the kernel port of (kernel ports take no user messages). */
+  readonly kobject: TaskId | null;
+  /** Next sequence number expected from each sender task, and messages that came early. */
+  readonly expected = new Map<number, number>();
+  readonly held = new Map<number, Map<number, KMsg>>();
+  nsrequest: NoSendersRequest | null = null;
+  pdrequest: PortId | null = null;
+  /** Dead-name requests by `node:task`, counted: who must hear of this port's death. */
+  readonly dnrequests = new Map<string, number>();
+
+  constructor(id: PortId, kobject: TaskId | null = null) {
+    this.id = id;
+    this.kobject = kobject;
+    this.queue = new Port<KMsg>({ qlimit: 16 });
+  }
+}
+
+interface Incoming {
+  readonly early: KMsg[];
+  readonly waiters: Array<(port: LocalPort | undefined) => void>;
+  set: PortSet<KMsg> | null;
+}
+
+export class NodeIpc {
+  readonly node: NodeId;
+  readonly table: PortTable;
+  readonly #host: IpcHost;
+  readonly #ports = new Map<PortId, LocalPort>();
+  readonly #sets = new Map<PortId, PortSet<KMsg>>();
+  /** Ports whose receive right arrived here before their queue did. */
+  readonly #incoming = new Map<PortId, Incoming>();
+  /** PortOps for rights owned by no space: in messages, in special-port slots. */
+  readonly kernelOps: PortOps;
+
+  constructor(node: NodeId, table: PortTable, host: IpcHost) {
+    this.node = node;
+    this.table = table;
+    this.#host = host;
+    this.kernelOps = this.opsFor(0);
+  }
+
+  /** A new port held here (mach_port_allocate's port half). */
+  createPort(kind: PortKind = PortKind.PORT, kobject: TaskId | null = null): PortId | undefined {
+    const id = this.table.allocate(kind, kobject);
+    if (id !== undefined) this.#ports.set(id, new LocalPort(id, kobject));
+    return id;
+  }
+
+  local(port: PortId): LocalPort | undefined { return this.#ports.get(port); }
+
+  portSet(set: PortId): PortSet<KMsg> | undefined { return this.#sets.get(set); }
+
+  /** The local port, waiting for its queue if the receive right arrived ahead of it. */
+  async settled(port: PortId): Promise<LocalPort | undefined> {
+    const local = this.#ports.get(port);
+    if (local !== undefined) return local;
+    const incoming = this.#incoming.get(port);
+    if (incoming === undefined) return undefined;
+    return new Promise((resolve) => incoming.waiters.push(resolve));
+  }
+
+  /**
+   * The PortOps of task `task`'s space (0: the kernel's own rights). Effects on a port held
+   * elsewhere become traffic to its node; counts live in the shared port table.
+   */
+  opsFor(task: TaskId | 0): PortOps {
+    const ipc = this;
+    return {
+      createPort: () => ipc.createPort(),
+      createPortSet: () => {
+        const id = ipc.table.allocate(PortKind.PORT_SET);
+        if (id !== undefined) ipc.#sets.set(id, new PortSet<KMsg>());
+        return id;
+      },
+      destroyPortSet: (set) => {
+        ipc.#sets.get(set)?.destroy();
+        ipc.#sets.delete(set);
+        ipc.table.kill(set);
+      },
+      setMembership: (port, set) => ipc.#setMembership(port, set),
+      makeSend: (port) => {
+        ipc.#ports.get(port)?.queue.makeSend();
+        ipc.table.addSendRight(port);
+      },
+      copySend: (port) => { if (ipc.table.isAlive(port)) ipc.table.addSendRight(port); },
+      releaseSend: (port) => ipc.releaseSend(port),
+      makeSendOnce: () => {},
+      releaseSendOnce: (port) => ipc.notify(port, MACH_NOTIFY_SEND_ONCE, new Uint8Array(0)),
+      clearReceiver: (port) => {
+        const local = ipc.#ports.get(port);
+        if (local === undefined) return;
+        local.queue.clearReceiver();
+        local.nsrequest = null;
+      },
+      destroyReceive: (port) => ipc.destroyPort(port),
+      dnrequestArm: (port) => ipc.#dnrequest(port, task, 1),
+      dnrequestCancel: (port) => ipc.#dnrequest(port, task, -1),
+      notify: (id: SpaceNotification, notify: PortId, name: PortName) => ipc.notify(notify, id, nameBody(name)),
+    };
+  }
+
+  #setMembership(port: PortId, set: PortId | null): void {
+    const local = this.#ports.get(port);
+    if (local === undefined) {
+      const incoming = this.#incoming.get(port);
+      if (incoming !== undefined) incoming.set = set === null ? null : this.#sets.get(set) ?? null;
+      return;
+    }
+    local.queue.set?.remove(local.queue);
+    if (set !== null) this.#sets.get(set)?.add(local.queue);
+  }
+
+  /** One send right to `port` went; the last one's going fires no-senders at the port's node. */
+  releaseSend(port: PortId): void {
+    if (!this.table.isAlive(port) || !this.table.removeSendRight(port)) return;
+    const node = this.table.location(port);
+    if (node === this.node) this.checkNoSenders(port);
+    else if (node !== undefined) this.#host.post(node, { op: 'no-senders', port });
+  }
+
+  /** Fires a registered no-senders request if the port has no send rights left. */
+  checkNoSenders(port: PortId): void {
+    const local = this.#ports.get(port);
+    const request = local?.nsrequest;
+    if (local === undefined || request == null || this.table.sendRights(port) !== 0 ||
+        local.queue.mscount < request.sync) return;
+    local.nsrequest = null;
+    this.notify(request.notify, MACH_NOTIFY_NO_SENDERS, nameBody(local.queue.mscount));
+  }
+
+  #dnrequest(port: PortId, task: TaskId | 0, delta: 1 | -1): void {
+    if (task === 0) return;
+    const node = this.table.location(port);
+    if (node === this.node) this.registerDeadName(port, this.node, task, delta);
+    else if (node !== undefined) this.#host.post(node, { op: 'dnrequest', port, node: this.node, task, delta });
+  }
+
+  registerDeadName(port: PortId, node: NodeId, task: TaskId, delta: 1 | -1): void {
+    const local = this.#ports.get(port);
+    if (local === undefined) {
+      // Gone on: follow it, or tell the requester it died in the meantime.
+      const at = this.table.location(port);
+      if (at !== undefined && at !== this.node) this.#host.post(at, { op: 'dnrequest', port, node, task, delta });
+      else if (at === undefined && delta === 1) this.#tellDied(port, node, task);
+      return;
+    }
+    const key = `${node}:${task}`;
+    const count = (local.dnrequests.get(key) ?? 0) + delta;
+    if (count > 0) local.dnrequests.set(key, count);
+    else local.dnrequests.delete(key);
+  }
+
+  #tellDied(port: PortId, node: NodeId, task: TaskId): void {
+    if (node === this.node) this.#host.portDied(task, port);
+    else this.#host.post(node, { op: 'port-died', port, task });
+  }
+
+  /** A kernel message (notification) to the send-once right `dest`. */
+  notify(dest: PortId, id: number, body: Uint8Array, rights: readonly RightInTransit[] = []): void {
+    this.route({ dest, sendOnce: true, reply: null, id, body, rights, ool: [], sender: 0, seq: 0 });
+  }
+
+  /** Takes a message toward its port: here, to the port's node, or to destruction if it died. */
+  route(kmsg: KMsg): void {
+    const node = this.table.location(kmsg.dest);
+    if (node === this.node || this.#incoming.has(kmsg.dest)) this.arrive(kmsg);
+    else if (node !== undefined) this.#host.post(node, { op: 'kmsg', kmsg });
+    else this.destroyMessage(kmsg);
+  }
+
+  /**
+   * A message reached this node. Queued if its port is here (in each sender's order), held if
+   * the port is on its way here, forwarded if the port moved on, destroyed if it died.
+   */
+  arrive(kmsg: KMsg): void {
+    const local = this.#ports.get(kmsg.dest);
+    if (local !== undefined) {
+      this.#accept(local, kmsg);
+      return;
+    }
+    const incoming = this.#incoming.get(kmsg.dest);
+    if (incoming !== undefined) {
+      incoming.early.push(kmsg);
+      return;
+    }
+    const node = this.table.location(kmsg.dest);
+    if (node !== undefined && node !== this.node) this.#host.post(node, { op: 'kmsg', kmsg });
+    else this.destroyMessage(kmsg);
+  }
+
+  /**
+   * Queues in per-sender order. Messages of one sender can overtake each other only when the
+   * port migrates (some go by its old node); each carries its sender's sequence number, and an
+   * early one waits until those before it have come.
+   */
+  #accept(local: LocalPort, kmsg: KMsg): void {
+    if (kmsg.sendOnce || kmsg.sender === 0) {
+      void local.queue.send(kmsg, { sendOnce: true });
+      return;
+    }
+    const expected = local.expected.get(kmsg.sender) ?? 1;
+    if (kmsg.seq !== expected) {
+      assert(kmsg.seq > expected, `message ${kmsg.seq} from task ${kmsg.sender} arrived twice`);
+      let held = local.held.get(kmsg.sender);
+      if (held === undefined) local.held.set(kmsg.sender, held = new Map());
+      held.set(kmsg.seq, kmsg);
+      return;
+    }
+    void local.queue.send(kmsg, { sendOnce: true });
+    let next = expected + 1;
+    const held = local.held.get(kmsg.sender);
+    for (let early = held?.get(next); early !== undefined; early = held!.get(next)) {
+      held!.delete(next);
+      void local.queue.send(early, { sendOnce: true });
+      next++;
+    }
+    if (held?.size === 0) local.held.delete(kmsg.sender);
+    local.expected.set(kmsg.sender, next);
+  }
+
+  /**
+   * Destroys a message that will never be received: its queue place, its destination right and
+   * every right and region it carries go (ipc_kmsg_destroy).
+   */
+  destroyMessage(kmsg: KMsg): void {
+    if (!kmsg.sendOnce) {
+      if (this.table.isAlive(kmsg.dest)) this.table.unreserve(kmsg.dest);
+      this.releaseSend(kmsg.dest);
+    }
+    if (kmsg.reply !== null) destroyRightInTransit(kmsg.reply, this.kernelOps);
+    for (const right of kmsg.rights) destroyRightInTransit(right, this.kernelOps);
+    for (const region of kmsg.ool) this.#host.releaseObject(region.object);
+  }
+
+  /**
+   * The receive right for `port` was destroyed (mach_port_destroy, task death, or a message
+   * carrying it destroyed). With a port-destroyed request the right goes to the requester
+   * instead and the port lives on; otherwise the port dies: queued messages are destroyed,
+   * waiters fail, and every task with a dead-name request hears of it.
+   */
+  destroyPort(port: PortId): void {
+    const local = this.#ports.get(port);
+    if (local === undefined) {
+      const node = this.table.location(port);
+      if (node !== undefined && node !== this.node) this.#host.post(node, { op: 'destroy-port', port });
+      return;
+    }
+    if (local.pdrequest !== null) {
+      const notify = local.pdrequest;
+      local.pdrequest = null;
+      local.queue.clearReceiver();
+      this.notify(notify, MACH_NOTIFY_PORT_DESTROYED, new Uint8Array(0), [{ kind: 'receive', portId: port }]);
+      return;
+    }
+    this.#ports.delete(port);
+    this.table.kill(port);
+    const doomed = [...local.queue.destroy(), ...[...local.held.values()].flatMap((held) => [...held.values()])];
+    for (const kmsg of doomed) this.destroyMessage(kmsg);
+    for (const key of local.dnrequests.keys()) {
+      const [node, task] = key.split(':').map(Number) as [NodeId, TaskId];
+      this.#tellDied(port, node, task);
+    }
+  }
+
+  /**
+   * The receive right for `port` was copied out here: if the port is held elsewhere, ask its
+   * node for it. Messages that reach this node first wait for the queue.
+   */
+  receiveRightArrived(port: PortId): void {
+    if (this.#ports.has(port) || this.#incoming.has(port)) return;
+    const node = this.table.location(port);
+    if (node === undefined) return;
+    this.#incoming.set(port, { early: [], waiters: [], set: null });
+    this.#host.post(node, { op: 'migrate', port, to: this.node });
+  }
+
+  /** Another node holds the receive right now: hand it the port's queue and state. */
+  migrate(port: PortId, to: NodeId): void {
+    const local = this.#ports.get(port);
+    if (local === undefined) {
+      const node = this.table.location(port);
+      if (node !== undefined && node !== this.node) this.#host.post(node, { op: 'migrate', port, to });
+      return;
+    }
+    this.#ports.delete(port);
+    local.queue.set?.remove(local.queue);
+    const queued: KMsg[] = [];
+    for (let next = local.queue.take(); next !== undefined; next = local.queue.take()) queued.push(next.msg);
+    // Receivers still waiting here lost the right with the message that carried it away.
+    local.queue.failReceivers(MACH_RCV_PORT_CHANGED);
+    const state: PortState = {
+      id: port,
+      queued,
+      expected: [...local.expected],
+      held: [...local.held.values()].flatMap((held) => [...held.values()]),
+      mscount: local.queue.mscount,
+      nsrequest: local.nsrequest,
+      pdrequest: local.pdrequest,
+      dnrequests: [...local.dnrequests],
+    };
+    // Move the table entry first: a sender that reads it from now on posts to `to`, which
+    // holds early messages until this state arrives.
+    this.table.moveTo(port, to);
+    this.#host.post(to, { op: 'port-state', state });
+  }
+
+  /** The queue of a port whose receive right arrived here. */
+  install(state: PortState): void {
+    const incoming = this.#incoming.get(state.id);
+    this.#incoming.delete(state.id);
+    const local = new LocalPort(state.id);
+    local.queue.setMscount(state.mscount);
+    local.nsrequest = state.nsrequest;
+    local.pdrequest = state.pdrequest;
+    for (const [key, count] of state.dnrequests) local.dnrequests.set(key, count);
+    for (const [sender, next] of state.expected) local.expected.set(sender, next);
+    this.#ports.set(state.id, local);
+    for (const kmsg of state.queued) void local.queue.send(kmsg, { sendOnce: true });
+    for (const kmsg of [...state.held, ...(incoming?.early ?? [])]) this.#accept(local, kmsg);
+    if (incoming?.set != null) incoming.set.add(local.queue);
+    for (const waiter of incoming?.waiters ?? []) waiter(local);
+  }
+
+  /** The message was dequeued by a receiver: its queue place and destination right go. */
+  dequeued(kmsg: KMsg): void {
+    if (kmsg.sendOnce) return;
+    this.table.unreserve(kmsg.dest);
+    this.releaseSend(kmsg.dest);
+  }
+
+  /** Handles IPC traffic from another node. */
+  receiveTraffic(traffic: IpcTraffic): void {
+    switch (traffic.op) {
+      case 'kmsg': this.arrive(traffic.kmsg); return;
+      case 'migrate': this.migrate(traffic.port, traffic.to); return;
+      case 'port-state': this.install(traffic.state); return;
+      case 'port-died': this.#host.portDied(traffic.task, traffic.port); return;
+      case 'no-senders': this.checkNoSenders(traffic.port); return;
+      case 'destroy-port': this.destroyPort(traffic.port); return;
+      case 'dnrequest': this.registerDeadName(traffic.port, traffic.node, traffic.task, traffic.delta); return;
+    }
+  }
+}
+
+/** A notification body: one 32-bit word (a name, or a make-send count). */
+export function nameBody(word: number): Uint8Array {
+  const body = new Uint8Array(4);
+  new DataView(body.buffer).setUint32(0, word >>> 0, true);
+  return body;
+}

@@ -1,0 +1,551 @@
+/**
+ * A task's IPC state (Mach `ipc_space` plus the task's `itk_*` special ports): its port name
+ * space, its send sequence numbers, its kernel port and special and registered ports, and the
+ * mach_port_* and mach_msg routines as that task performs them. Routines validate everything,
+ * then act, so a rejected call changes nothing.
+ */
+import {
+  KERN_INVALID_ARGUMENT, KERN_INVALID_CAPABILITY, KERN_INVALID_NAME, KERN_INVALID_RIGHT,
+  KERN_INVALID_VALUE, KERN_NAME_EXISTS, KERN_RIGHT_EXISTS, KERN_SUCCESS, KERN_UREFS_OVERFLOW,
+  MACH_MSG_SUCCESS, MACH_MSG_TYPE_COPY_SEND, MACH_MSG_TYPE_MAKE_SEND_ONCE,
+  MACH_MSG_TYPE_MOVE_SEND_ONCE, MACH_NOTIFY_DEAD_NAME, MACH_NOTIFY_NO_SENDERS,
+  MACH_NOTIFY_PORT_DESTROYED, MACH_PORT_DEAD, MACH_PORT_LIMITS_INFO, MACH_PORT_NULL,
+  MACH_PORT_QLIMIT_MAX, MACH_PORT_RECEIVE_STATUS, MACH_PORT_TYPE_DEAD_NAME,
+  MACH_PORT_TYPE_PORT_SET, MACH_PORT_TYPE_RECEIVE, MACH_PORT_TYPE_SEND,
+  MACH_PORT_TYPE_SEND_ONCE, MACH_PORT_UREFS_MAX, MACH_RCV_INVALID_NAME, MACH_RCV_PORT_DIED,
+  MACH_SEND_INVALID_DATA, MACH_SEND_INVALID_DEST, MACH_SEND_INVALID_HEADER,
+  MACH_SEND_INVALID_MEMORY, MACH_SEND_INVALID_REPLY, MACH_SEND_INVALID_RIGHT,
+  MACH_SEND_INVALID_TYPE, MACH_SEND_TIMED_OUT, TASK_BOOTSTRAP_PORT, TASK_EXCEPTION_PORT,
+  TASK_HOST_PORT, TASK_KERNEL_PORT, TASK_PORT_REGISTER_MAX,
+} from '../shared/constants.js';
+import type { InheritedPorts } from '../shared/protocol.js';
+import type { TaskId } from '../shared/types.js';
+import {
+  sanitizePortName, type PortId, type PortName, type RightInTransit,
+} from './ipc-types.js';
+import { nameBody, type NodeIpc } from './ipc-node.js';
+import {
+  isSendOnceDisposition, neededRight, PORT_DISPOSITIONS, receivedType, SEND_DISPOSITIONS, transitKind,
+  type KMsg, type MachMsgReceived, type MachMsgSend, type OolDescriptor, type OolRegion,
+} from './message.js';
+import { PortKind } from './port-table.js';
+import { NameSpace, newEntry } from './name-space.js';
+import { destroyRightInTransit, PortRights } from './right.js';
+
+/** The memory side of out-of-line regions, lent by the task's vm map. */
+export interface OolMemory {
+  /** Takes [address, address + size) into a message: a reference (share) or a private copy. */
+  capture(descriptor: OolDescriptor): { kr: number; region?: OolRegion };
+  /** Maps a region that arrived, adopting its reference. */
+  map(region: OolRegion): { kr: number; address: number };
+  deallocate(address: number, size: number): void;
+}
+
+/** The sample port has no special-port number in Mach; norma keeps it beside the others. */
+export const TASK_SAMPLE_PORT = -1;
+const INHERITED_SPECIALS = [TASK_BOOTSTRAP_PORT, TASK_HOST_PORT, TASK_EXCEPTION_PORT, TASK_SAMPLE_PORT];
+const SETTABLE_SPECIALS = new Set([TASK_KERNEL_PORT, ...INHERITED_SPECIALS]);
+
+export interface ReceiveStatus {
+  readonly mps_pset: number;
+  readonly mps_seqno: number;
+  readonly mps_mscount: number;
+  readonly mps_qlimit: number;
+  readonly mps_msgcount: number;
+  readonly mps_srights: boolean;
+  readonly mps_pdrequest: boolean;
+  readonly mps_nsrequest: boolean;
+}
+
+export class TaskIpc {
+  readonly task: TaskId;
+  readonly space = new NameSpace();
+  readonly rights: PortRights;
+  readonly taskPort: PortId;
+  readonly #ipc: NodeIpc;
+  readonly #memory: OolMemory;
+  readonly #sendSeq = new Map<PortId, number>();
+  readonly #special = new Map<number, PortId>();
+  #registered: (PortId | null)[] = [null, null, null];
+  #kernelPortOverride: PortId | null = null;
+
+  constructor(ipc: NodeIpc, task: TaskId, memory: OolMemory, inherited: InheritedPorts | null) {
+    this.#ipc = ipc;
+    this.task = task;
+    this.#memory = memory;
+    this.rights = new PortRights(this.space, ipc.opsFor(task));
+    const port = ipc.createPort(PortKind.TASK, task);
+    if (port === undefined) throw new RangeError('port table full');
+    this.taskPort = port;
+    // The task holds a send right to its own kernel port (mach_task_self).
+    ipc.table.addSendRight(port);
+    this.rights.copyout({ kind: 'send', portId: port });
+    for (const [which, special] of inherited?.special ?? []) this.#special.set(which, special);
+    if (inherited !== null) this.#registered = [...inherited.registered];
+  }
+
+  /** The name of the task's own kernel port in its space (mach_task_self). */
+  get selfName(): PortName { return this.space.lookupPort(this.taskPort) ?? (MACH_PORT_NULL as PortName); }
+
+  /** The ports a child of this task inherits, with a send right taken for it. */
+  inheritable(): InheritedPorts {
+    const take = (port: PortId | null | undefined) => {
+      if (port == null || !this.#ipc.table.isAlive(port)) return null;
+      this.#ipc.table.addSendRight(port);
+      return port;
+    };
+    const special: [number, PortId][] = [];
+    for (const which of INHERITED_SPECIALS) {
+      const port = take(this.#special.get(which));
+      if (port !== null) special.push([which, port]);
+    }
+    return { special, registered: this.#registered.map(take) };
+  }
+
+  /** A name whose port died is a dead name from now on (ports die on other nodes unannounced). */
+  #refresh(name: number): void {
+    const entry = this.space.lookup(name as PortName);
+    if (entry?.port == null || (entry.type & (MACH_PORT_TYPE_SEND | MACH_PORT_TYPE_SEND_ONCE)) === 0 ||
+        (entry.type & MACH_PORT_TYPE_RECEIVE) !== 0) return;
+    if (!this.#ipc.table.isAlive(entry.port)) this.portDied(entry.port);
+  }
+
+  /** Converts every name of a dead port and sends the dead-name notifications requested. */
+  portDied(port: PortId): void {
+    for (const request of this.rights.portDied(port)) {
+      this.#ipc.notify(request.notify, MACH_NOTIFY_DEAD_NAME, nameBody(request.name));
+    }
+  }
+
+  allocate(right: number) { return this.rights.allocate(right); }
+
+  deallocate(name: number) {
+    this.#refresh(name);
+    return this.rights.deallocate(name as PortName);
+  }
+
+  destroy(name: number) {
+    this.#refresh(name);
+    return this.rights.destroy(name as PortName);
+  }
+
+  modRefs(name: number, right: number, delta: number) {
+    this.#refresh(name);
+    return this.rights.modRefs(name as PortName, right, delta);
+  }
+
+  getRefs(name: number, right: number) {
+    this.#refresh(name);
+    return this.rights.getRefs(name as PortName, right);
+  }
+
+  type(name: number) {
+    this.#refresh(name);
+    return this.rights.type(name as PortName);
+  }
+
+  names() {
+    for (const name of this.space.names()) this.#refresh(name);
+    return this.rights.names();
+  }
+
+  moveMember(member: number, after: number) { return this.rights.moveMember(member as PortName, after as PortName); }
+
+  /** What `name` would give for `disposition`, checked without taking it; undefined if nothing. */
+  #peek(name: number, disposition: number): { port: PortId | null; dead: boolean } | undefined {
+    this.#refresh(name);
+    const entry = this.space.lookup(name as PortName);
+    if (entry === undefined) return undefined;
+    const needed = neededRight(disposition);
+    if (entry.type === MACH_PORT_TYPE_DEAD_NAME) return needed === 'receive' ? undefined : { port: null, dead: true };
+    const has = needed === 'receive' ? (entry.type & MACH_PORT_TYPE_RECEIVE) !== 0
+      : needed === 'send' ? (entry.type & MACH_PORT_TYPE_SEND) !== 0
+      : entry.type === MACH_PORT_TYPE_SEND_ONCE;
+    return has ? { port: entry.port, dead: false } : undefined;
+  }
+
+  /**
+   * mach_port_insert_right: puts a right under the chosen `name`: taken from this task's own
+   * name `poly` by disposition `polyPoly`, or a right the caller holds in transit.
+   * Returns KERN_SUCCESS; KERN_INVALID_VALUE for a bad disposition or a name that cannot be
+   * chosen; KERN_INVALID_NAME / KERN_INVALID_RIGHT when `poly` does not hold what `polyPoly`
+   * needs; KERN_INVALID_CAPABILITY for a dead right; KERN_NAME_EXISTS when `name` is in use by
+   * another right; KERN_RIGHT_EXISTS when the port is already named otherwise here;
+   * KERN_UREFS_OVERFLOW.
+   */
+  insertRight(name: number, poly: number | RightInTransit, polyPoly: number): { kr: number } {
+    const target = sanitizePortName(name);
+    if (target === undefined || target === MACH_PORT_NULL || target === MACH_PORT_DEAD) return { kr: KERN_INVALID_VALUE };
+    let kind: RightInTransit['kind'];
+    let port: PortId | null;
+    if (typeof poly === 'number') {
+      if (!PORT_DISPOSITIONS.has(polyPoly)) return { kr: KERN_INVALID_VALUE };
+      if (this.space.lookup(poly as PortName) === undefined) return { kr: KERN_INVALID_NAME };
+      const peeked = this.#peek(poly, polyPoly);
+      if (peeked === undefined) return { kr: KERN_INVALID_RIGHT };
+      if (peeked.dead) return { kr: KERN_INVALID_CAPABILITY };
+      kind = transitKind(polyPoly);
+      port = peeked.port;
+    } else {
+      if (poly.kind === 'dead') return { kr: KERN_INVALID_CAPABILITY };
+      kind = poly.kind;
+      port = poly.portId;
+    }
+    if (!this.#ipc.table.isAlive(port!)) return { kr: KERN_INVALID_CAPABILITY };
+    const existing = this.space.lookup(target);
+    const named = kind === 'send-once' ? undefined : this.space.lookupPort(port!);
+    if (named !== undefined && named !== target) return { kr: KERN_RIGHT_EXISTS };
+    if (existing !== undefined) {
+      const merges = existing.port === port && kind === 'send' && (existing.type & MACH_PORT_TYPE_SEND) !== 0;
+      const addsReceive = existing.port === port && kind === 'receive' && existing.type === MACH_PORT_TYPE_SEND;
+      if (!merges && !addsReceive) return { kr: KERN_NAME_EXISTS };
+      if (merges && existing.urefs >= MACH_PORT_UREFS_MAX) return { kr: KERN_UREFS_OVERFLOW };
+    }
+    // Checked: now take the right and put it in place.
+    const right = typeof poly === 'number' ? this.rights.copyin(poly as PortName, polyPoly).right! : poly;
+    if (existing !== undefined || named !== undefined) {
+      this.rights.copyout(right);
+    } else {
+      const type = right.kind === 'send' ? MACH_PORT_TYPE_SEND : right.kind === 'receive' ? MACH_PORT_TYPE_RECEIVE : MACH_PORT_TYPE_SEND_ONCE;
+      this.space.insertNamed(target, newEntry(type, port!, right.kind === 'receive' ? 0 : 1));
+    }
+    if (right.kind === 'receive') this.#ipc.receiveRightArrived(port!);
+    return { kr: KERN_SUCCESS };
+  }
+
+  /**
+   * mach_port_extract_right: takes a right out of this space as a message would carry it.
+   * Returns KERN_SUCCESS with the right (now the caller's) and the type it is received as;
+   * KERN_INVALID_NAME; KERN_INVALID_RIGHT; KERN_INVALID_VALUE for a bad disposition.
+   */
+  extractRight(name: number, msgtName: number): { kr: number; right?: RightInTransit; type?: number } {
+    this.#refresh(name);
+    const { kr, right } = this.rights.copyin(name as PortName, msgtName);
+    return right === null ? { kr } : { kr, right, type: receivedType(right) };
+  }
+
+  /**
+   * mach_port_request_notification for MACH_NOTIFY_DEAD_NAME (on a send, send-once or receive
+   * right), MACH_NOTIFY_NO_SENDERS and MACH_NOTIFY_PORT_DESTROYED (on a receive right).
+   * `notify` names a right giving a send-once right by `notifyPoly` (MACH_PORT_NULL cancels).
+   * Returns KERN_SUCCESS with the previously registered send-once right's name (or
+   * MACH_PORT_NULL); KERN_INVALID_NAME; KERN_INVALID_RIGHT for a right the variant does not
+   * apply to; KERN_INVALID_VALUE for a bad variant, or a non-zero sync for port-destroyed;
+   * KERN_INVALID_CAPABILITY when `notify` gives no send-once right.
+   */
+  requestNotification(name: number, variant: number, sync: number, notify: number, notifyPoly: number):
+    { kr: number; previous: number } {
+    const none = { previous: MACH_PORT_NULL };
+    if (variant !== MACH_NOTIFY_DEAD_NAME && variant !== MACH_NOTIFY_NO_SENDERS && variant !== MACH_NOTIFY_PORT_DESTROYED) {
+      return { kr: KERN_INVALID_VALUE, ...none };
+    }
+    if (!Number.isInteger(sync) || sync < 0) return { kr: KERN_INVALID_VALUE, ...none };
+    this.#refresh(name);
+    const entry = this.space.lookup(name as PortName);
+    if (entry === undefined) return { kr: KERN_INVALID_NAME, ...none };
+    const receive = (entry.type & MACH_PORT_TYPE_RECEIVE) !== 0;
+    if (variant === MACH_NOTIFY_DEAD_NAME ? entry.type === MACH_PORT_TYPE_PORT_SET : !receive) {
+      return { kr: KERN_INVALID_RIGHT, ...none };
+    }
+    if (variant === MACH_NOTIFY_PORT_DESTROYED && sync !== 0) return { kr: KERN_INVALID_VALUE, ...none };
+    const cancel = notify === MACH_PORT_NULL;
+    if (!cancel && (notifyPoly !== MACH_MSG_TYPE_MAKE_SEND_ONCE && notifyPoly !== MACH_MSG_TYPE_MOVE_SEND_ONCE ||
+        this.#peek(notify, notifyPoly)?.dead !== false)) return { kr: KERN_INVALID_CAPABILITY, ...none };
+    const local = receive ? this.#ipc.local(entry.port!) : undefined;
+    if (receive && variant !== MACH_NOTIFY_DEAD_NAME && local === undefined) return { kr: KERN_INVALID_RIGHT, ...none };
+    const notifyPort = cancel ? null : (this.rights.copyin(notify as PortName, notifyPoly).right as { portId: PortId }).portId;
+    let previous: PortId | null;
+    if (variant === MACH_NOTIFY_DEAD_NAME) {
+      previous = this.rights.requestDeadName(name as PortName, notifyPort).previous;
+    } else if (variant === MACH_NOTIFY_NO_SENDERS) {
+      previous = local!.nsrequest?.notify ?? null;
+      local!.nsrequest = notifyPort === null ? null : { notify: notifyPort, sync };
+      this.#ipc.checkNoSenders(local!.id);
+    } else {
+      previous = local!.pdrequest;
+      local!.pdrequest = notifyPort;
+    }
+    return { kr: KERN_SUCCESS, previous: previous === null ? MACH_PORT_NULL : this.#copyoutOrDestroy({ kind: 'send-once', portId: previous }) };
+  }
+
+  #copyoutOrDestroy(right: RightInTransit): number {
+    const { kr, name } = this.rights.copyout(right, { pegUrefs: true });
+    if (kr === KERN_SUCCESS) {
+      if (right.kind === 'receive') this.#ipc.receiveRightArrived(right.portId);
+      return name;
+    }
+    destroyRightInTransit(right, this.#ipc.kernelOps);
+    return MACH_PORT_NULL;
+  }
+
+  #receiveRight(name: number): { kr: number; port?: PortId } {
+    const entry = this.space.lookup(name as PortName);
+    if (entry === undefined) return { kr: KERN_INVALID_NAME };
+    if ((entry.type & MACH_PORT_TYPE_RECEIVE) === 0) return { kr: KERN_INVALID_RIGHT };
+    return { kr: KERN_SUCCESS, port: entry.port! };
+  }
+
+  /**
+   * mach_port_get_attributes: MACH_PORT_LIMITS_INFO ({ queue_limit }) or MACH_PORT_RECEIVE_STATUS.
+   * Returns KERN_SUCCESS; KERN_INVALID_NAME; KERN_INVALID_RIGHT unless `name` is a receive right;
+   * KERN_INVALID_ARGUMENT for another flavor.
+   */
+  getAttributes(name: number, flavor: number): { kr: number; info?: { queue_limit: number } | ReceiveStatus } {
+    const { kr, port } = this.#receiveRight(name);
+    if (port === undefined) return { kr };
+    const table = this.#ipc.table;
+    if (flavor === MACH_PORT_LIMITS_INFO) return { kr, info: { queue_limit: table.qlimit(port) } };
+    if (flavor !== MACH_PORT_RECEIVE_STATUS) return { kr: KERN_INVALID_ARGUMENT };
+    const local = this.#ipc.local(port);
+    const entry = this.space.lookup(name as PortName)!;
+    return {
+      kr,
+      info: {
+        mps_pset: entry.inSet, mps_seqno: local?.queue.seqno ?? 0, mps_mscount: local?.queue.mscount ?? 0,
+        mps_qlimit: table.qlimit(port), mps_msgcount: table.msgcount(port),
+        mps_srights: table.sendRights(port) > 0, mps_pdrequest: local?.pdrequest != null,
+        mps_nsrequest: local?.nsrequest != null,
+      },
+    };
+  }
+
+  /**
+   * mach_port_set_attributes: MACH_PORT_LIMITS_INFO sets the queue limit (0..MACH_PORT_QLIMIT_MAX).
+   * Returns KERN_SUCCESS; KERN_INVALID_NAME; KERN_INVALID_RIGHT; KERN_INVALID_VALUE for a limit
+   * out of range; KERN_INVALID_ARGUMENT for another flavor.
+   */
+  setAttributes(name: number, flavor: number, info: unknown): { kr: number } {
+    const { kr, port } = this.#receiveRight(name);
+    if (port === undefined) return { kr };
+    if (flavor !== MACH_PORT_LIMITS_INFO) return { kr: KERN_INVALID_ARGUMENT };
+    const limit = (info as { queue_limit?: unknown } | null)?.queue_limit;
+    if (!Number.isInteger(limit) || (limit as number) < 0 || (limit as number) > MACH_PORT_QLIMIT_MAX) return { kr: KERN_INVALID_VALUE };
+    this.#ipc.table.setQlimit(port, limit as number);
+    return { kr: KERN_SUCCESS };
+  }
+
+  /**
+   * mach_msg's send half. Checks the header, the rights and the memory first (an error then
+   * means nothing happened); waits for a queue place unless sent through a send-once right;
+   * then takes every right into the message and routes it.
+   * Returns MACH_MSG_SUCCESS; MACH_SEND_INVALID_HEADER, _INVALID_DEST, _INVALID_REPLY,
+   * _INVALID_DATA, _INVALID_TYPE, _INVALID_RIGHT, _INVALID_MEMORY; MACH_SEND_TIMED_OUT when no
+   * queue place came within `timeoutMs`.
+   */
+  async send(msg: MachMsgSend, timeoutMs: number): Promise<number> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const checked = this.#checkSend(msg);
+      if (typeof checked === 'number') return checked;
+      const { dest, sendOnce } = checked;
+      if (sendOnce) return this.#post(msg, dest, true);
+      const table = this.#ipc.table;
+      const reserved = table.reserve(dest);
+      if (reserved === 'dead') return MACH_SEND_INVALID_DEST;
+      if (reserved === 'reserved') return this.#post(msg, dest, false);
+      const observed = table.msgcount(dest);
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) return MACH_SEND_TIMED_OUT;
+      // Rights may change while we wait: everything is checked again on the next pass.
+      await table.waitForPlace(dest, observed, remaining);
+    }
+  }
+
+  #checkSend(msg: MachMsgSend): number | { dest: PortId; sendOnce: boolean } {
+    if (typeof msg !== 'object' || msg === null || !SEND_DISPOSITIONS.has(msg.remoteDisposition)) return MACH_SEND_INVALID_HEADER;
+    const reply = msg.localPort ?? MACH_PORT_NULL;
+    if (reply !== MACH_PORT_NULL && !SEND_DISPOSITIONS.has(msg.localDisposition ?? -1)) return MACH_SEND_INVALID_HEADER;
+    if (msg.id !== undefined && !Number.isInteger(msg.id)) return MACH_SEND_INVALID_HEADER;
+    if (msg.body !== undefined && !(msg.body instanceof Uint8Array)) return MACH_SEND_INVALID_DATA;
+    const dest = this.#peek(msg.remotePort, msg.remoteDisposition);
+    if (dest === undefined || dest.dead || !this.#ipc.table.isAlive(dest.port!) ||
+        this.#ipc.table.kind(dest.port!) !== PortKind.PORT) return MACH_SEND_INVALID_DEST;
+    if (reply !== MACH_PORT_NULL && this.#peek(reply, msg.localDisposition!) === undefined) return MACH_SEND_INVALID_REPLY;
+    for (const descriptor of msg.ports ?? []) {
+      if (typeof descriptor !== 'object' || descriptor === null || !PORT_DISPOSITIONS.has(descriptor.disposition)) {
+        return MACH_SEND_INVALID_TYPE;
+      }
+      if (this.#peek(descriptor.name, descriptor.disposition) === undefined) return MACH_SEND_INVALID_RIGHT;
+    }
+    for (const region of msg.ool ?? []) {
+      if (typeof region !== 'object' || region === null) return MACH_SEND_INVALID_MEMORY;
+    }
+    return { dest: dest.port!, sendOnce: isSendOnceDisposition(msg.remoteDisposition) };
+  }
+
+  /** Takes the rights and memory into a kernel message and routes it. */
+  #post(msg: MachMsgSend, dest: PortId, sendOnce: boolean): number {
+    const ool: OolRegion[] = [];
+    for (const descriptor of msg.ool ?? []) {
+      const captured = this.#memory.capture(descriptor);
+      if (captured.region === undefined) {
+        for (const region of ool) this.#ipc.destroyMessage({ dest, sendOnce: true, reply: null, id: 0, body: new Uint8Array(0), rights: [], ool: [region], sender: 0, seq: 0 });
+        if (!sendOnce) this.#ipc.table.unreserve(dest);
+        return MACH_SEND_INVALID_MEMORY;
+      }
+      ool.push(captured.region);
+    }
+    // Header first, as Mach copies it in: destination, then reply, then the body's rights.
+    this.rights.copyin(msg.remotePort as PortName, msg.remoteDisposition);
+    const reply = (msg.localPort ?? MACH_PORT_NULL) === MACH_PORT_NULL ? null
+      : this.rights.copyin(msg.localPort as PortName, msg.localDisposition!).right;
+    const rights: RightInTransit[] = [];
+    for (const descriptor of msg.ports ?? []) {
+      const { right } = this.rights.copyin(descriptor.name as PortName, descriptor.disposition);
+      if (right === null) {
+        // The same name spent twice: the message is destroyed, as Mach does for body rights.
+        const wreck: KMsg = { dest, sendOnce, reply, id: 0, body: new Uint8Array(0), rights, ool, sender: 0, seq: 0 };
+        this.#ipc.destroyMessage(wreck);
+        return MACH_SEND_INVALID_RIGHT;
+      }
+      rights.push(right);
+    }
+    for (const descriptor of msg.ool ?? []) {
+      if (descriptor.deallocate === true) this.#memory.deallocate(descriptor.address, descriptor.size);
+    }
+    let seq = 0;
+    if (!sendOnce) {
+      seq = (this.#sendSeq.get(dest) ?? 0) + 1;
+      this.#sendSeq.set(dest, seq);
+    }
+    this.#ipc.route({
+      dest, sendOnce, reply, id: msg.id ?? 0, body: msg.body ?? new Uint8Array(0), rights, ool,
+      sender: this.task, seq,
+    });
+    return MACH_MSG_SUCCESS;
+  }
+
+  /**
+   * mach_msg's receive half on a receive right or port set `name`: waits (without spinning) up
+   * to `timeoutMs` for a message, then copies its rights and memory out into this task.
+   * Returns MACH_MSG_SUCCESS with the message; MACH_RCV_INVALID_NAME; MACH_RCV_TIMED_OUT;
+   * MACH_RCV_IN_SET for a member of a port set; MACH_RCV_PORT_DIED; MACH_RCV_PORT_CHANGED.
+   */
+  async receive(name: number, timeoutMs: number): Promise<{ kr: number; msg?: MachMsgReceived }> {
+    const entry = this.space.lookup(name as PortName);
+    const timeout = timeoutMs === Infinity ? {} : { timeoutMs };
+    let result: { kr: number; msg?: KMsg; seqno?: number };
+    if (entry !== undefined && (entry.type & MACH_PORT_TYPE_RECEIVE) !== 0) {
+      const local = await this.#ipc.settled(entry.port!);
+      if (local === undefined) return { kr: MACH_RCV_PORT_DIED };
+      result = await local.queue.receive(timeout);
+    } else if (entry !== undefined && entry.type === MACH_PORT_TYPE_PORT_SET) {
+      const set = this.#ipc.portSet(entry.port!);
+      if (set === undefined) return { kr: MACH_RCV_PORT_DIED };
+      result = await set.receive(timeout);
+    } else {
+      return { kr: MACH_RCV_INVALID_NAME };
+    }
+    if (result.msg === undefined) return { kr: result.kr };
+    const kmsg = result.msg;
+    this.#ipc.dequeued(kmsg);
+    const reply = kmsg.reply === null ? MACH_PORT_NULL : this.#copyoutOrDestroy(kmsg.reply);
+    const ports = kmsg.rights.map((right) => ({
+      name: right.kind === 'dead' ? MACH_PORT_DEAD : this.#copyoutOrDestroy(right),
+      type: receivedType(right),
+    }));
+    const ool = kmsg.ool.map((region) => ({ address: this.#memory.map(region).address, size: region.size }));
+    return {
+      kr: MACH_MSG_SUCCESS,
+      msg: {
+        remotePort: reply, remoteType: kmsg.reply === null ? 0 : receivedType(kmsg.reply),
+        localPort: this.space.lookupPort(kmsg.dest) ?? name, id: kmsg.id, seqno: result.seqno ?? 0,
+        body: kmsg.body, ports, ool,
+      },
+    };
+  }
+
+  /**
+   * task_get_special_port: a send right to the special port `which`, named in this space
+   * (MACH_PORT_NULL when none is set).
+   * Returns KERN_SUCCESS; KERN_INVALID_ARGUMENT for an unknown `which`.
+   */
+  getSpecialPort(which: number): { kr: number; name: number } {
+    if (!SETTABLE_SPECIALS.has(which)) return { kr: KERN_INVALID_ARGUMENT, name: MACH_PORT_NULL };
+    const port = which === TASK_KERNEL_PORT ? this.#kernelPortOverride ?? this.taskPort : this.#special.get(which);
+    return { kr: KERN_SUCCESS, name: this.#sendRightName(port) };
+  }
+
+  #sendRightName(port: PortId | null | undefined): number {
+    if (port == null) return MACH_PORT_NULL;
+    if (!this.#ipc.table.isAlive(port)) return MACH_PORT_DEAD;
+    this.#ipc.table.addSendRight(port);
+    return this.#copyoutOrDestroy({ kind: 'send', portId: port });
+  }
+
+  /**
+   * task_set_special_port: `which` becomes a copy of the send right `name` (MACH_PORT_NULL
+   * clears it). Setting TASK_KERNEL_PORT changes what get returns, not the port the kernel uses.
+   * Returns KERN_SUCCESS; KERN_INVALID_ARGUMENT for an unknown `which`; KERN_INVALID_NAME /
+   * KERN_INVALID_RIGHT when `name` holds no send right.
+   */
+  setSpecialPort(which: number, name: number): { kr: number } {
+    if (!SETTABLE_SPECIALS.has(which)) return { kr: KERN_INVALID_ARGUMENT };
+    const taken = this.#takeSendRights([name]);
+    if (typeof taken === 'number') return { kr: taken };
+    const port = taken[0]!;
+    const previous = which === TASK_KERNEL_PORT ? this.#kernelPortOverride : this.#special.get(which) ?? null;
+    if (which === TASK_KERNEL_PORT) this.#kernelPortOverride = port;
+    else if (port === null) this.#special.delete(which);
+    else this.#special.set(which, port);
+    if (previous !== null) this.#ipc.releaseSend(previous);
+    return { kr: KERN_SUCCESS };
+  }
+
+  /** COPY_SEND of each name (MACH_PORT_NULL gives null), all checked before any is taken. */
+  #takeSendRights(names: readonly number[]): number | (PortId | null)[] {
+    for (const name of names) {
+      if (name === MACH_PORT_NULL) continue;
+      if (this.space.lookup(name as PortName) === undefined) return KERN_INVALID_NAME;
+      if (this.#peek(name, MACH_MSG_TYPE_COPY_SEND) === undefined) return KERN_INVALID_RIGHT;
+    }
+    return names.map((name) => {
+      if (name === MACH_PORT_NULL) return null;
+      const { right } = this.rights.copyin(name as PortName, MACH_MSG_TYPE_COPY_SEND);
+      return right?.kind === 'send' ? right.portId : null;
+    });
+  }
+
+  /**
+   * mach_ports_register: up to TASK_PORT_REGISTER_MAX send rights children inherit.
+   * Returns KERN_SUCCESS; KERN_INVALID_ARGUMENT for too many; KERN_INVALID_NAME /
+   * KERN_INVALID_RIGHT for a name without a send right.
+   */
+  register(names: readonly number[]): { kr: number } {
+    if (!Array.isArray(names) || names.length > TASK_PORT_REGISTER_MAX) return { kr: KERN_INVALID_ARGUMENT };
+    const taken = this.#takeSendRights(names);
+    if (typeof taken === 'number') return { kr: taken };
+    const previous = this.#registered;
+    this.#registered = [0, 1, 2].map((index) => taken[index] ?? null);
+    for (const port of previous) if (port !== null) this.#ipc.releaseSend(port);
+    return { kr: KERN_SUCCESS };
+  }
+
+  /** mach_ports_lookup: the registered ports as send rights named in this space. */
+  lookupRegistered(): { kr: number; names: number[] } {
+    return { kr: KERN_SUCCESS, names: this.#registered.map((port) => this.#sendRightName(port)) };
+  }
+
+  /**
+   * The task dies: every right in its space is destroyed (receive rights kill their ports,
+   * send rights are released, send-once rights send their notifications), its special and
+   * registered rights are released, and its kernel port dies.
+   */
+  terminate(): void {
+    for (const name of this.space.names()) {
+      if (this.space.lookup(name) !== undefined) this.rights.destroy(name);
+    }
+    for (const port of [...this.#special.values(), ...this.#registered, this.#kernelPortOverride]) {
+      if (port != null) this.#ipc.releaseSend(port);
+    }
+    this.#special.clear();
+    this.#registered = [null, null, null];
+    this.#ipc.destroyPort(this.taskPort);
+  }
+}
+
+/** Releases the send rights an unadopted child's inherited ports held. */
+export function releaseInherited(ipc: NodeIpc, inherited: InheritedPorts): void {
+  for (const [, port] of inherited.special) ipc.releaseSend(port);
+  for (const port of inherited.registered) if (port !== null) ipc.releaseSend(port);
+}
