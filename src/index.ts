@@ -1,7 +1,11 @@
 /** norma-rt: the package root. Re-exports only. */
 export { Kernel, type BootOptions } from './kernel.js';
 export { Task, inheritanceName, type AllocateOptions, type CreateOptions, type TaskCreateOptions } from './task.js';
-export type { Mach, TaskInfoOut, VmRegionOut } from './mach.js';
+export type { Mach, MachIpc, TaskInfoOut, VmRegionOut } from './mach.js';
+export { PortRight, type TaskIpcMach } from './shared/ipc-facade.js';
+export type {
+  MachMsgReceived, MachMsgSend, OolDescriptor, PortDescriptor, ReceivedPort,
+} from './actors/message.js';
 export { Ledger } from './actors/ledger.js';
 export type { TaskContext } from './actors/node-kernel.js';
 export { KernError, krName } from './shared/errors.js';

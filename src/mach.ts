@@ -11,6 +11,7 @@ import type { ForkMode, NodeApi, TaskLedgers } from './shared/protocol.js';
 import type { SecurityToken } from './shared/types.js';
 import type { Kernel } from './kernel.js';
 import { toBytes, type Task } from './task.js';
+import { BARE_KR_CALLS, taskIpcMach, type TaskIpcMach } from './shared/ipc-facade.js';
 
 export interface VmRegionOut {
   kr: kern_return_t;
@@ -33,7 +34,12 @@ export interface TaskInfoOut {
   security_token: SecurityToken;
 }
 
-export interface Mach {
+/** The IPC calls, each with the task whose space the names are in as first argument. */
+export type MachIpc = {
+  [K in keyof TaskIpcMach]: (task: Task, ...args: Parameters<TaskIpcMach[K]>) => ReturnType<TaskIpcMach[K]>;
+};
+
+export interface Mach extends MachIpc {
   host_page_size(): Promise<{ kr: kern_return_t; page_size: number }>;
   task_create(parent_task: Task, ledgers: readonly (Ledger | null)[] | null, ledger_count: number,
     inherit_memory: boolean): Promise<{ kr: kern_return_t; child_task?: Task }>;
@@ -72,7 +78,16 @@ export function createMach(kernel: Kernel): Mach {
     return child === undefined ? { kr } : { kr, child_task: child };
   };
 
+  const ipc = {} as Record<keyof TaskIpcMach, (task: unknown, ...args: unknown[]) => Promise<unknown>>;
+  for (const call of Object.keys(taskIpcMach(async () => ({ kr: 0 }))) as (keyof TaskIpcMach)[]) {
+    ipc[call] = async (task, ...args) => {
+      if (!kernel.owns(task)) return BARE_KR_CALLS.has(call) ? KERN_INVALID_ARGUMENT : { kr: KERN_INVALID_ARGUMENT };
+      return (task.mach[call] as (...callArgs: unknown[]) => Promise<unknown>)(...args);
+    };
+  }
+
   return {
+    ...(ipc as unknown as MachIpc),
     async host_page_size() { return { kr: KERN_SUCCESS, page_size: kernel.pageSize }; },
 
     async task_create(parent_task, ledgers, ledger_count, inherit_memory) {

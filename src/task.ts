@@ -4,8 +4,12 @@
  * same `request` and returns the kern_return_t instead.
  */
 import {
-  KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_SUCCESS, VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE,
+  KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_SUCCESS, MACH_PORT_RIGHT_RECEIVE, MACH_RCV_MSG,
+  MACH_RCV_TIMEOUT, MACH_SEND_MSG, MACH_SEND_TIMEOUT, VM_INHERIT_COPY, VM_INHERIT_NONE,
+  VM_INHERIT_SHARE,
 } from './shared/constants.js';
+import { taskIpcMach, type PortRight, type TaskIpcMach } from './shared/ipc-facade.js';
+import type { MachMsgReceived, MachMsgSend } from './actors/message.js';
 import { KernError } from './shared/errors.js';
 import type { NodeApi, RegionInfo, TaskBasicInfo } from './shared/protocol.js';
 import type { NodeId, SecurityToken, TaskId } from './shared/types.js';
@@ -174,7 +178,116 @@ export class Task {
     return check(reply, 'execute').value;
   }
 
+  #mach: TaskIpcMach | undefined;
+
+  /** The IPC calls as this task makes them, with the man pages' names (names in its space). */
+  get mach(): TaskIpcMach {
+    const request = this.request as unknown as (method: string, ...args: unknown[]) => Promise<{ kr: number }>;
+    this.#mach ??= taskIpcMach(((method: string, ...args: unknown[]) => request.call(this, method, ...args)) as never);
+    return this.#mach;
+  }
+
+  /** mach_task_self: the name of this task's own kernel port in its space. */
+  async self(): Promise<number> { return check(await this.mach.mach_task_self(), 'mach_task_self').name; }
+
+  /** mach_port_allocate: a new receive right (default), port set or dead name; resolves to its name. */
+  async allocatePort(right: number = MACH_PORT_RIGHT_RECEIVE): Promise<number> {
+    return check(await this.mach.mach_port_allocate(right), 'mach_port_allocate').name;
+  }
+
+  /** mach_port_deallocate. */
+  async deallocatePort(name: number): Promise<void> { checkKr(await this.mach.mach_port_deallocate(name), 'mach_port_deallocate'); }
+
+  /** mach_port_destroy. */
+  async destroyPort(name: number): Promise<void> { checkKr(await this.mach.mach_port_destroy(name), 'mach_port_destroy'); }
+
+  /** mach_port_mod_refs. */
+  async modRefs(name: number, right: number, delta: number): Promise<void> {
+    checkKr(await this.mach.mach_port_mod_refs(name, right, delta), 'mach_port_mod_refs');
+  }
+
+  /** mach_port_get_refs. */
+  async getRefs(name: number, right: number): Promise<number> {
+    return check(await this.mach.mach_port_get_refs(name, right), 'mach_port_get_refs').refs;
+  }
+
+  /** mach_port_type: the MACH_PORT_TYPE_* bits of `name`. */
+  async portType(name: number): Promise<number> { return check(await this.mach.mach_port_type(name), 'mach_port_type').ptype; }
+
+  /** mach_port_names: every name with its type bits. */
+  async portNames(): Promise<{ names: readonly number[]; types: readonly number[] }> {
+    const { names, types } = check(await this.mach.mach_port_names(), 'mach_port_names');
+    return { names, types };
+  }
+
+  /** mach_port_move_member (MACH_PORT_NULL as `after` takes `member` out of its set). */
+  async moveMember(member: number, after: number): Promise<void> {
+    checkKr(await this.mach.mach_port_move_member(member, after), 'mach_port_move_member');
+  }
+
+  /** mach_port_insert_right: a right from this task's `poly` by disposition, or an extracted PortRight. */
+  async insertRight(name: number, poly: number | PortRight, polyPoly: number): Promise<void> {
+    checkKr(await this.mach.mach_port_insert_right(name, poly, polyPoly), 'mach_port_insert_right');
+  }
+
+  /** mach_port_extract_right: the right leaves this task, for insertRight into any task. */
+  async extractRight(name: number, msgtName: number): Promise<PortRight> {
+    return check(await this.mach.mach_port_extract_right(name, msgtName), 'mach_port_extract_right').poly!;
+  }
+
+  /** mach_port_request_notification; resolves to the previous request's send-once name. */
+  async requestNotification(name: number, variant: number, sync: number, notify: number, notifyPoly: number): Promise<number> {
+    return check(await this.mach.mach_port_request_notification(name, variant, sync, notify, notifyPoly),
+      'mach_port_request_notification').previous;
+  }
+
+  /** mach_port_get_attributes. */
+  async portAttributes(name: number, flavor: number): Promise<unknown> {
+    return check(await this.mach.mach_port_get_attributes(name, flavor), 'mach_port_get_attributes').port_info;
+  }
+
+  /** mach_port_set_attributes. */
+  async setPortAttributes(name: number, flavor: number, info: unknown): Promise<void> {
+    checkKr(await this.mach.mach_port_set_attributes(name, flavor, info), 'mach_port_set_attributes');
+  }
+
+  /** mach_msg send: waits for a queue place (up to `timeout` ms when given). */
+  async send(msg: MachMsgSend, options: { timeout?: number } = {}): Promise<void> {
+    const option = MACH_SEND_MSG | (options.timeout === undefined ? 0 : MACH_SEND_TIMEOUT);
+    check(await this.mach.mach_msg(msg, option, 0, 0, 0, options.timeout ?? 0), 'mach_msg');
+  }
+
+  /** mach_msg receive on a receive right or port set (up to `timeout` ms when given). */
+  async receive(name: number, options: { timeout?: number } = {}): Promise<MachMsgReceived> {
+    const option = MACH_RCV_MSG | (options.timeout === undefined ? 0 : MACH_RCV_TIMEOUT);
+    return check(await this.mach.mach_msg(null, option, 0, 0, name, options.timeout ?? 0), 'mach_msg').msg!;
+  }
+
+  /** task_get_special_port: a send right to the special port, named in this task. */
+  async specialPort(which: number): Promise<number> {
+    return check(await this.mach.task_get_special_port(which), 'task_get_special_port').special_port;
+  }
+
+  /** task_set_special_port. */
+  async setSpecialPort(which: number, name: number): Promise<void> {
+    checkKr(await this.mach.task_set_special_port(which, name), 'task_set_special_port');
+  }
+
+  /** mach_ports_register. */
+  async registerPorts(names: readonly number[]): Promise<void> {
+    checkKr(await this.mach.mach_ports_register(names), 'mach_ports_register');
+  }
+
+  /** mach_ports_lookup: the registered ports, named in this task. */
+  async registeredPorts(): Promise<readonly number[]> {
+    return check(await this.mach.mach_ports_lookup(), 'mach_ports_lookup').init_port_set;
+  }
+
   toString(): string { return `task ${this.id} on node ${this.node}`; }
+}
+
+function checkKr(kr: number, routine: string): void {
+  if (kr !== KERN_SUCCESS) throw new KernError(kr, routine);
 }
 
 /** Inheritance of a region as a word, for maps printed side by side. */

@@ -5,7 +5,8 @@
  */
 import {
   KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_RESOURCE_SHORTAGE, KERN_SUCCESS, KERN_TERMINATED,
-  TASK_HOST_PORT, VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE,
+  MACH_MSG_SUCCESS, MACH_RCV_MSG, MACH_RCV_TIMEOUT, MACH_SEND_INVALID_HEADER, MACH_SEND_MSG,
+  MACH_SEND_TIMEOUT, TASK_HOST_PORT, VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE,
 } from '../shared/constants.js';
 import { KernError } from '../shared/errors.js';
 import {
@@ -21,6 +22,9 @@ import { DefaultPager } from './default-pager.js';
 import { NodeIpc } from './ipc-node.js';
 import { releaseInherited, TaskIpc, type OolMemory } from './ipc-task.js';
 import { PortKind, PortTable } from './port-table.js';
+import type { RightInTransit } from './ipc-types.js';
+import type { MachMsgReceived, MachMsgSend } from './message.js';
+import { taskIpcMach, type TaskCall, type TaskIpcMach } from '../shared/ipc-facade.js';
 import { isLedgerRef, Ledger } from './ledger.js';
 import { MemoryObject, ObjectReferences } from './memory-object.js';
 import { TaskActor } from './task.js';
@@ -33,6 +37,8 @@ export interface TaskContext {
   readonly pageSize: number;
   /** A Uint8Array over the task's memory at [address, address + size); throws KernError. */
   view(address: number, size: number): Uint8Array;
+  /** The IPC calls as this task makes them (names in its space), run right here on its node. */
+  readonly mach: TaskIpcMach;
 }
 
 const FORK_MODES: readonly ForkMode[] = ['create', 'clone', 'teleport'];
@@ -286,10 +292,13 @@ export class NodeKernel implements NodeApi {
   }
 
   #context(task: TaskActor): TaskContext {
+    const call = ((method: keyof NodeApi, ...args: unknown[]) =>
+      Promise.resolve((this[method] as (...routineArgs: unknown[]) => unknown)(task.id, ...args))) as TaskCall;
     return {
       node: this.id,
       task: task.id,
       pageSize: this.pageSize,
+      mach: taskIpcMach(call),
       view: (address, size) => {
         const view = task.map.view(address, size);
         if (view.kr !== KERN_SUCCESS) throw new KernError(view.kr, `view(${address}, ${size})`);
@@ -362,6 +371,69 @@ export class NodeKernel implements NodeApi {
   vmView(id: TaskId, address: number, size: number): ViewReply {
     return this.#task(id)?.map.view(address, size) ?? { kr: KERN_INVALID_ARGUMENT };
   }
+
+  #ipcOf(id: TaskId): TaskIpc | undefined { return this.#tasks.get(id)?.ipc; }
+
+  portAllocate(id: TaskId, right: number) { return this.#ipcOf(id)?.allocate(right) ?? { kr: KERN_INVALID_ARGUMENT, name: 0 }; }
+  portDeallocate(id: TaskId, name: number) { return this.#ipcOf(id)?.deallocate(name) ?? { kr: KERN_INVALID_ARGUMENT }; }
+  portDestroy(id: TaskId, name: number) { return this.#ipcOf(id)?.destroy(name) ?? { kr: KERN_INVALID_ARGUMENT }; }
+  portModRefs(id: TaskId, name: number, right: number, delta: number) {
+    return this.#ipcOf(id)?.modRefs(name, right, delta) ?? { kr: KERN_INVALID_ARGUMENT };
+  }
+  portGetRefs(id: TaskId, name: number, right: number) {
+    return this.#ipcOf(id)?.getRefs(name, right) ?? { kr: KERN_INVALID_ARGUMENT, refs: 0 };
+  }
+  portType(id: TaskId, name: number) { return this.#ipcOf(id)?.type(name) ?? { kr: KERN_INVALID_ARGUMENT, type: 0 }; }
+  portNames(id: TaskId) { return this.#ipcOf(id)?.names() ?? { kr: KERN_INVALID_ARGUMENT, names: [], types: [] }; }
+  portMoveMember(id: TaskId, member: number, after: number) {
+    return this.#ipcOf(id)?.moveMember(member, after) ?? { kr: KERN_INVALID_ARGUMENT };
+  }
+  portInsertRight(id: TaskId, name: number, poly: number | RightInTransit, polyPoly: number) {
+    return this.#ipcOf(id)?.insertRight(name, poly, polyPoly) ?? { kr: KERN_INVALID_ARGUMENT };
+  }
+  portExtractRight(id: TaskId, name: number, msgtName: number) {
+    return this.#ipcOf(id)?.extractRight(name, msgtName) ?? { kr: KERN_INVALID_ARGUMENT };
+  }
+  portRequestNotification(id: TaskId, name: number, variant: number, sync: number, notify: number, notifyPoly: number) {
+    return this.#ipcOf(id)?.requestNotification(name, variant, sync, notify, notifyPoly) ?? { kr: KERN_INVALID_ARGUMENT, previous: 0 };
+  }
+  portGetAttributes(id: TaskId, name: number, flavor: number) {
+    return this.#ipcOf(id)?.getAttributes(name, flavor) ?? { kr: KERN_INVALID_ARGUMENT };
+  }
+  portSetAttributes(id: TaskId, name: number, flavor: number, info: unknown) {
+    return this.#ipcOf(id)?.setAttributes(name, flavor, info) ?? { kr: KERN_INVALID_ARGUMENT };
+  }
+
+  /**
+   * mach_msg as task `id`: the send (MACH_SEND_MSG) and then the receive (MACH_RCV_MSG); the
+   * receive is skipped when the send fails. `timeout` (ms) applies to the halves whose
+   * MACH_SEND_TIMEOUT / MACH_RCV_TIMEOUT option is set; the others wait as long as it takes.
+   * Returns what TaskIpc.send and TaskIpc.receive return; MACH_SEND_INVALID_HEADER for a
+   * malformed timeout; KERN_INVALID_ARGUMENT for an unknown task.
+   */
+  async machMsg(id: TaskId, msg: MachMsgSend | null, option: number, rcvName: number, timeout: number):
+    Promise<{ kr: number; msg?: MachMsgReceived }> {
+    const ipc = this.#ipcOf(id);
+    if (ipc === undefined || !Number.isInteger(option)) return { kr: KERN_INVALID_ARGUMENT };
+    if (typeof timeout !== 'number' || !(timeout >= 0)) return { kr: MACH_SEND_INVALID_HEADER };
+    if (option & MACH_SEND_MSG) {
+      const kr = await ipc.send(msg as MachMsgSend, option & MACH_SEND_TIMEOUT ? timeout : Infinity);
+      if (kr !== MACH_MSG_SUCCESS) return { kr };
+    }
+    if (option & MACH_RCV_MSG) return ipc.receive(rcvName, option & MACH_RCV_TIMEOUT ? timeout : Infinity);
+    return { kr: MACH_MSG_SUCCESS };
+  }
+
+  taskSelf(id: TaskId) {
+    const ipc = this.#ipcOf(id);
+    return ipc === undefined ? { kr: KERN_INVALID_ARGUMENT, name: 0 } : { kr: KERN_SUCCESS, name: ipc.selfName as number };
+  }
+  taskGetSpecialPort(id: TaskId, which: number) { return this.#ipcOf(id)?.getSpecialPort(which) ?? { kr: KERN_INVALID_ARGUMENT, name: 0 }; }
+  taskSetSpecialPort(id: TaskId, which: number, name: number) {
+    return this.#ipcOf(id)?.setSpecialPort(which, name) ?? { kr: KERN_INVALID_ARGUMENT };
+  }
+  portsRegister(id: TaskId, names: readonly number[]) { return this.#ipcOf(id)?.register(names) ?? { kr: KERN_INVALID_ARGUMENT }; }
+  portsLookup(id: TaskId) { return this.#ipcOf(id)?.lookupRegistered() ?? { kr: KERN_INVALID_ARGUMENT, names: [] }; }
 
   /** memory_object_terminate for objects homed here whose last reference went elsewhere. */
   pagerRelease(objects: readonly MemoryObjectName[]): KrReply {

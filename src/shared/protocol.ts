@@ -7,8 +7,8 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { NodeId, SecurityToken, TaskId } from './types.js';
-import type { PortId } from '../actors/ipc-types.js';
-import type { KMsg } from '../actors/message.js';
+import type { PortId, RightInTransit } from '../actors/ipc-types.js';
+import type { KMsg, MachMsgReceived, MachMsgSend } from '../actors/message.js';
 
 
 /** First message on a node's parentPort (before comlink takes over): who it is and its tables. */
@@ -343,6 +343,29 @@ export interface NodeApi {
   vmWrite(task: TaskId, address: number, data: Uint8Array): KrReply;
   vmCopy(task: TaskId, source: number, size: number, dest: number): KrReply;
   vmView(task: TaskId, address: number, size: number): ViewReply;
+
+  portAllocate(task: TaskId, right: number): { kr: number; name: number };
+  portDeallocate(task: TaskId, name: number): KrReply;
+  portDestroy(task: TaskId, name: number): KrReply;
+  portModRefs(task: TaskId, name: number, right: number, delta: number): KrReply;
+  portGetRefs(task: TaskId, name: number, right: number): { kr: number; refs: number };
+  portType(task: TaskId, name: number): { kr: number; type: number };
+  portNames(task: TaskId): { kr: number; names: readonly number[]; types: readonly number[] };
+  portMoveMember(task: TaskId, member: number, after: number): KrReply;
+  portInsertRight(task: TaskId, name: number, poly: number | RightInTransit, polyPoly: number): KrReply;
+  portExtractRight(task: TaskId, name: number, msgtName: number): { kr: number; right?: RightInTransit; type?: number };
+  portRequestNotification(task: TaskId, name: number, variant: number, sync: number, notify: number,
+    notifyPoly: number): { kr: number; previous: number };
+  portGetAttributes(task: TaskId, name: number, flavor: number): { kr: number; info?: unknown };
+  portSetAttributes(task: TaskId, name: number, flavor: number, info: unknown): KrReply;
+  /** mach_msg: send `msg` (MACH_SEND_MSG), then receive on `rcvName` (MACH_RCV_MSG). */
+  machMsg(task: TaskId, msg: MachMsgSend | null, option: number, rcvName: number, timeout: number):
+    Promise<{ kr: number; msg?: MachMsgReceived }>;
+  taskSelf(task: TaskId): { kr: number; name: number };
+  taskGetSpecialPort(task: TaskId, which: number): { kr: number; name: number };
+  taskSetSpecialPort(task: TaskId, which: number, name: number): KrReply;
+  portsRegister(task: TaskId, names: readonly number[]): KrReply;
+  portsLookup(task: TaskId): { kr: number; names: readonly number[] };
 
   pagerRelease(objects: readonly MemoryObjectName[]): KrReply;
   /** Drops the references a task image holds (its child will never be built). */
