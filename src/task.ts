@@ -9,6 +9,7 @@ import {
   VM_INHERIT_SHARE,
 } from './shared/constants.js';
 import { taskIpcMach, type PortRight, type TaskIpcMach } from './shared/ipc-facade.js';
+import { toBytes } from './shared/task-facade.js';
 import type { MachMsgReceived, MachMsgSend } from './actors/message.js';
 import { KernError } from './shared/errors.js';
 import type { NodeApi, RegionInfo, TaskBasicInfo } from './shared/protocol.js';
@@ -314,10 +315,3 @@ function checkChild(reply: { kr: number; child?: Task }, routine: string): Task 
   return check(reply, routine).child!;
 }
 
-/** Byte views of what users hand to vm_write; anything else goes through for the kernel to reject. */
-export function toBytes(data: unknown): Uint8Array {
-  if (data instanceof Uint8Array) return data;
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  if (data instanceof ArrayBuffer || data instanceof SharedArrayBuffer) return new Uint8Array(data);
-  return data as Uint8Array;
-}

@@ -87,6 +87,14 @@ export class TaskIpc {
   /** The name of the task's own kernel port in its space (mach_task_self). */
   get selfName(): PortName { return this.space.lookupPort(this.taskPort) ?? (MACH_PORT_NULL as PortName); }
 
+  /** The task whose kernel port `name` holds a send right to, if it does and the task lives. */
+  taskOfName(name: number): TaskId | undefined {
+    this.#refresh(name);
+    const entry = this.space.lookup(name as PortName);
+    if (entry?.port == null || (entry.type & MACH_PORT_TYPE_SEND) === 0) return undefined;
+    return this.#ipc.table.taskOf(entry.port);
+  }
+
   /** The ports a child of this task inherits, with a send right taken for it. */
   inheritable(): InheritedPorts {
     const take = (port: PortId | null | undefined) => {

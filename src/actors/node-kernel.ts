@@ -5,7 +5,8 @@
  */
 import {
   KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_RESOURCE_SHORTAGE, KERN_SUCCESS, KERN_TERMINATED,
-  MACH_MSG_SUCCESS, MACH_RCV_MSG, MACH_RCV_TIMEOUT, MACH_SEND_INVALID_HEADER, MACH_SEND_MSG,
+  KERN_NODE_DOWN, MACH_MSG_SUCCESS, MACH_RCV_MSG, MACH_RCV_TIMEOUT, MACH_SEND_INVALID_DEST,
+  MACH_SEND_INVALID_HEADER, MACH_SEND_MSG,
   MACH_SEND_TIMEOUT, TASK_HOST_PORT, VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE,
 } from '../shared/constants.js';
 import { KernError } from '../shared/errors.js';
@@ -16,7 +17,7 @@ import {
   type TaskLedgers, type ViewReply, type InheritedPorts, type IpcTraffic, type NodeToNode,
 } from '../shared/protocol.js';
 import {
-  isSecurityToken, makeTaskId, type NodeId, type SecurityToken, type TaskId,
+  isSecurityToken, makeTaskId, taskIdNode, type NodeId, type SecurityToken, type TaskId,
 } from '../shared/types.js';
 import { DefaultPager } from './default-pager.js';
 import { NodeIpc } from './ipc-node.js';
@@ -25,6 +26,7 @@ import { PortKind, PortTable } from './port-table.js';
 import type { RightInTransit } from './ipc-types.js';
 import type { MachMsgReceived, MachMsgSend } from './message.js';
 import { taskIpcMach, type TaskCall, type TaskIpcMach } from '../shared/ipc-facade.js';
+import { taskMach, type CallOnTask, type TaskMach } from '../shared/task-facade.js';
 import { isLedgerRef, Ledger } from './ledger.js';
 import { MemoryObject, ObjectReferences } from './memory-object.js';
 import { TaskActor } from './task.js';
@@ -37,11 +39,20 @@ export interface TaskContext {
   readonly pageSize: number;
   /** A Uint8Array over the task's memory at [address, address + size); throws KernError. */
   view(address: number, size: number): Uint8Array;
-  /** The IPC calls as this task makes them (names in its space), run right here on its node. */
-  readonly mach: TaskIpcMach;
+  /**
+   * The IPC calls as this task makes them (names in its space), run right here on its node; and
+   * the task and VM calls on any task this one holds a send right to the kernel port of.
+   */
+  readonly mach: TaskIpcMach & TaskMach<number>;
 }
 
 const FORK_MODES: readonly ForkMode[] = ['create', 'clone', 'teleport'];
+
+/** How a node reaches the others: one-way traffic, and calls answered by their NodeApi. */
+export interface NodeLinks {
+  post(node: NodeId, message: NodeToNode): void;
+  callNode(node: NodeId, method: keyof NodeApi, args: readonly unknown[]): Promise<{ kr: number }>;
+}
 
 export class NodeKernel implements NodeApi {
   readonly id: NodeId;
@@ -54,14 +65,17 @@ export class NodeKernel implements NodeApi {
 
   readonly #ipc: NodeIpc;
   readonly #post: (node: NodeId, message: NodeToNode) => void;
+  readonly #callNode: NodeLinks['callNode'];
 
-  /** `post` reaches the other nodes directly (node-main's peer channels). */
+  /** `links` reach the other nodes directly (node-main's peer channels). */
   constructor(startup: Pick<NodeStartup, 'node' | 'nodes' | 'pageSize' | 'refTables' | 'portTable'>,
-    post: (node: NodeId, message: NodeToNode) => void = () => {}) {
+    links: NodeLinks = { post: () => {}, callNode: async () => ({ kr: KERN_NODE_DOWN }) }) {
     this.id = startup.node;
     this.nodes = startup.nodes;
     this.pageSize = startup.pageSize;
+    const post = links.post;
     this.#post = post;
+    this.#callNode = links.callNode;
     this.#references = new ObjectReferences(startup.refTables);
     this.#pager = new DefaultPager(this.id, this.#references);
     this.#ipc = new NodeIpc(this.id, new PortTable(startup.portTable, this.id), {
@@ -298,7 +312,7 @@ export class NodeKernel implements NodeApi {
       node: this.id,
       task: task.id,
       pageSize: this.pageSize,
-      mach: taskIpcMach(call),
+      mach: { ...taskIpcMach(call), ...taskMach(this.#onTaskPort(task)) },
       view: (address, size) => {
         const view = task.map.view(address, size);
         if (view.kr !== KERN_SUCCESS) throw new KernError(view.kr, `view(${address}, ${size})`);
@@ -373,6 +387,34 @@ export class NodeKernel implements NodeApi {
   }
 
   #ipcOf(id: TaskId): TaskIpc | undefined { return this.#tasks.get(id)?.ipc; }
+
+  /**
+   * Calls made by `caller` naming a task by a send right to its kernel port: what lets a holder
+   * operate on a task, wherever it lives. A name without such a right answers
+   * MACH_SEND_INVALID_DEST, as a message to it would; memory the call released for good is
+   * handed to its pagers.
+   */
+  #onTaskPort(caller: TaskActor): CallOnTask<number> {
+    return async (name, method, ...args) => {
+      const target = caller.ipc.taskOfName(name);
+      if (target === undefined) return { kr: MACH_SEND_INVALID_DEST };
+      const node = taskIdNode(target);
+      const reply = node === this.id
+        ? await (this[method] as (...routineArgs: unknown[]) => unknown)(target, ...args) as { kr: number }
+        : await this.#callNode(node, method, [target, ...args]);
+      const released = (reply as { released?: readonly MemoryObjectName[] }).released;
+      if (released !== undefined && released.length > 0) this.#releaseRemote(released);
+      return reply as never;
+    };
+  }
+
+  /** Objects whose last reference went on another node's routine: to their pagers. */
+  #releaseRemote(objects: readonly MemoryObjectName[]): void {
+    for (const object of objects) {
+      if (object.home === this.id) this.#pager.terminate(object.slot);
+      else this.#post(object.home, { op: 'release', objects: [object] });
+    }
+  }
 
   portAllocate(id: TaskId, right: number) { return this.#ipcOf(id)?.allocate(right) ?? { kr: KERN_INVALID_ARGUMENT, name: 0 }; }
   portDeallocate(id: TaskId, name: number) { return this.#ipcOf(id)?.deallocate(name) ?? { kr: KERN_INVALID_ARGUMENT }; }

@@ -120,7 +120,8 @@ export interface NodeDown {
 }
 
 export type HostToNode = NodeStartup | NodeCall | NodeDown;
-export type NodeToNode = NodeAdopt | NodeAdopted | NodeRelease | NodeIpcTraffic;
+/** Between nodes also travel NodeCall / NodeReturn / NodeFault: a task operated on through its kernel port. */
+export type NodeToNode = NodeAdopt | NodeAdopted | NodeRelease | NodeIpcTraffic | NodeCall | NodeReturn | NodeFault;
 export type NodeToHost = NodeReady | NodeReturn | NodeFault;
 
 /**

@@ -5,10 +5,12 @@
 import { parentPort } from 'node:worker_threads';
 import { NodeKernel } from '../actors/node-kernel.js';
 import type { MessagePort } from 'node:worker_threads';
+import { KERN_FAILURE, KERN_NODE_DOWN } from '../shared/constants.js';
 import {
   serializeError, type ForkReply, type HostToNode, type MemoryObjectName, type NodeApi, type NodeCall,
-  type NodeToHost, type NodeToNode, type TaskImage,
+  type NodeFault, type NodeReturn, type NodeToHost, type NodeToNode, type TaskImage,
 } from '../shared/protocol.js';
+import type { NodeId } from '../shared/types.js';
 
 if (parentPort === null) throw new Error('norma: node-main must run in a worker thread');
 const port = parentPort;
@@ -21,28 +23,45 @@ let peers: readonly (MessagePort | null)[] = [];
 const unadopted = new Map<number, { readonly node: number; readonly image: TaskImage }>();
 
 const send = (message: NodeToHost) => port.postMessage(message);
+const toHost = (message: NodeReturn | NodeFault) => port.postMessage(message);
 
 function fault(id: number, error: unknown): void {
   send({ op: 'fault', id, error: serializeError(error) });
 }
 
-function serve(node: NodeKernel, { id, method, args }: NodeCall): void {
+/** Runs a NodeCall and answers it through `answer` (the host, or the peer that called). */
+function serve(node: NodeKernel, { id, method, args }: NodeCall, answer: (message: NodeReturn | NodeFault) => void): void {
   let result: unknown;
   try {
     const routine = node[method] as ((...routineArgs: unknown[]) => unknown) | undefined;
     if (typeof routine !== 'function') throw new TypeError(`no routine ${String(method)}`);
     result = routine.apply(node, args as unknown[]);
   } catch (error) {
-    fault(id, error);
+    answer({ op: 'fault', id, error: serializeError(error) });
     return;
   }
-  if (method === 'taskFork' && forwardImage(id, result as ForkReply)) return;
+  if (method === 'taskFork' && answer === toHost && forwardImage(id, result as ForkReply)) return;
   // Most routines are synchronous: answer them without a trip through the microtask queue.
   if (result instanceof Promise) {
-    result.then((value) => send({ op: 'return', id, result: value }), (error) => fault(id, error));
+    result.then((value) => answer({ op: 'return', id, result: value }),
+      (error) => answer({ op: 'fault', id, error: serializeError(error) }));
   } else {
-    send({ op: 'return', id, result });
+    answer({ op: 'return', id, result });
   }
+}
+
+/** Calls this node made on peers (a task operated on through its kernel port), by id. */
+const peerCalls = new Map<number, { readonly node: number; readonly resolve: (reply: { kr: number }) => void }>();
+let nextPeerCall = 1;
+
+function callNode(node: NodeId, method: keyof NodeApi, args: readonly unknown[]): Promise<{ kr: number }> {
+  const peer = peers[node];
+  if (peer == null || closedPeers.has(node)) return Promise.resolve({ kr: KERN_NODE_DOWN });
+  const id = nextPeerCall++;
+  return new Promise((resolve) => {
+    peerCalls.set(id, { node, resolve });
+    peer.postMessage({ op: 'call', id, method, args } satisfies NodeToNode);
+  });
 }
 
 /** Sends a captured image to the child's node, which answers call `id` (see NodeAdopt). */
@@ -77,6 +96,16 @@ function fromPeer(node: NodeKernel, peer: number, message: NodeToNode): void {
     case 'ipc':
       node.receiveTraffic(message.traffic);
       return;
+    case 'call':
+      serve(node, message, (answer) => peers[peer]?.postMessage(answer));
+      return;
+    case 'return':
+    case 'fault': {
+      const call = peerCalls.get(message.id);
+      peerCalls.delete(message.id);
+      call?.resolve(message.op === 'return' ? message.result as { kr: number } : { kr: KERN_FAILURE });
+      return;
+    }
   }
 }
 
@@ -88,6 +117,11 @@ const closedPeers = new Set<number>();
  */
 function peerClosed(node: NodeKernel, peer: number): void {
   closedPeers.add(peer);
+  for (const [id, call] of peerCalls) {
+    if (call.node !== peer) continue;
+    peerCalls.delete(id);
+    call.resolve({ kr: KERN_NODE_DOWN });
+  }
   for (const [id, pending] of unadopted) {
     if (pending.node !== peer) continue;
     unadopted.delete(id);
@@ -102,14 +136,17 @@ function peerClosed(node: NodeKernel, peer: number): void {
 port.on('message', (message: HostToNode) => {
   if (message.op === 'call') {
     if (kernel === undefined) fault(message.id, new Error('node not started'));
-    else serve(kernel, message);
+    else serve(kernel, message, toHost);
     return;
   }
   if (message.op === 'node-down') {
     if (kernel !== undefined && !closedPeers.has(message.node)) peerClosed(kernel, message.node);
     return;
   }
-  const started = new NodeKernel(message, (node, traffic) => peers[node]?.postMessage(traffic));
+  const started = new NodeKernel(message, {
+    post: (node, traffic) => peers[node]?.postMessage(traffic),
+    callNode,
+  });
   kernel = started;
   peers = message.peers;
   peers.forEach((peer, index) => {
