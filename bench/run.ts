@@ -28,8 +28,10 @@ import {
   type Scale,
   type SuiteResult,
 } from './report.js';
+import * as channel from './channel.bench.js';
 import * as peers from './peers.bench.js';
 import * as taskCreate from './task-create.bench.js';
+import * as machMsg from './mach-msg.bench.js';
 
 interface SuiteEntry {
   readonly name: string;
@@ -40,6 +42,8 @@ interface SuiteEntry {
 const SUITES: readonly SuiteEntry[] = [
   { name: 'peers', run: peers.run },
   { name: 'task-create', run: taskCreate.run },
+  { name: 'mach-msg', run: machMsg.run },
+  { name: 'channel', run: channel.run },
 ];
 
 interface Args {

@@ -7,6 +7,7 @@
 import { ok as assert } from 'node:assert/strict';
 import {
   MACH_NOTIFY_NO_SENDERS, MACH_NOTIFY_PORT_DESTROYED, MACH_NOTIFY_SEND_ONCE, MACH_RCV_PORT_CHANGED,
+  MACH_RCV_PORT_DIED,
 } from '../shared/constants.js';
 import type { IpcTraffic, MemoryObjectRef, NoSendersRequest, PortState } from '../shared/protocol.js';
 import type { NodeId, TaskId } from '../shared/types.js';
@@ -46,10 +47,19 @@ export class LocalPort {
   }
 }
 
+/**
+ * What waits on this node for a port's queue: messages that came ahead of it (only while the
+ * table says the queue is on its way here), receivers of the space holding the receive right
+ * here, its port set there, and requests that reached this node before the queue.
+ */
 interface Incoming {
   readonly early: KMsg[];
-  readonly waiters: Array<(port: LocalPort | undefined) => void>;
+  /** Receivers waiting for the queue: given the port, or the kr to fail with. */
+  readonly waiters: Array<(port: LocalPort | number) => void>;
   set: PortSet<KMsg> | null;
+  readonly dnrequests: Array<readonly [NodeId, TaskId, 1 | -1]>;
+  /** The receive right was destroyed before its queue came: the port dies on arrival. */
+  destroyed: boolean;
 }
 
 export class NodeIpc {
@@ -58,7 +68,7 @@ export class NodeIpc {
   readonly #host: IpcHost;
   readonly #ports = new Map<PortId, LocalPort>();
   readonly #sets = new Map<PortId, PortSet<KMsg>>();
-  /** Ports whose receive right arrived here before their queue did. */
+  /** Ports whose queue is awaited here (see Incoming). */
   readonly #incoming = new Map<PortId, Incoming>();
   /** PortOps for rights owned by no space: in messages, in special-port slots. */
   readonly kernelOps: PortOps;
@@ -81,13 +91,35 @@ export class NodeIpc {
 
   portSet(set: PortId): PortSet<KMsg> | undefined { return this.#sets.get(set); }
 
-  /** The local port, waiting for its queue if the receive right arrived ahead of it. */
-  async settled(port: PortId): Promise<LocalPort | undefined> {
+  #awaiting(port: PortId): Incoming {
+    let incoming = this.#incoming.get(port);
+    if (incoming === undefined) {
+      incoming = { early: [], waiters: [], set: null, dnrequests: [], destroyed: false };
+      this.#incoming.set(port, incoming);
+    }
+    return incoming;
+  }
+
+  /**
+   * The local port of a receive right held here, waiting for its queue if it is still on its
+   * way (the table's receiver is this node, so the queue's holder sends it here).
+   * Returns the port; MACH_RCV_PORT_DIED when the port is dead or the right is destroyed
+   * meanwhile; MACH_RCV_PORT_CHANGED when the right leaves this node's space meanwhile.
+   */
+  settled(port: PortId): LocalPort | Promise<LocalPort | number> | number {
     const local = this.#ports.get(port);
     if (local !== undefined) return local;
-    const incoming = this.#incoming.get(port);
-    if (incoming === undefined) return undefined;
+    if (!this.table.isAlive(port)) return MACH_RCV_PORT_DIED;
+    const incoming = this.#awaiting(port);
     return new Promise((resolve) => incoming.waiters.push(resolve));
+  }
+
+  #failWaiters(port: PortId, kr: number): void {
+    const incoming = this.#incoming.get(port);
+    if (incoming === undefined) return;
+    for (const waiter of incoming.waiters.splice(0)) waiter(kr);
+    // Nothing on its way here any more: forget the port (early messages keep the entry).
+    if (this.table.location(port) !== this.node && incoming.early.length === 0) this.#incoming.delete(port);
   }
 
   /**
@@ -118,9 +150,14 @@ export class NodeIpc {
       makeSendOnce: () => {},
       releaseSendOnce: (port) => ipc.notify(port, MACH_NOTIFY_SEND_ONCE, new Uint8Array(0)),
       clearReceiver: (port) => {
+        // Receivers of the space the right left get MACH_RCV_PORT_CHANGED (ipc_mqueue_changed).
         const local = ipc.#ports.get(port);
-        if (local === undefined) return;
+        if (local === undefined) {
+          ipc.#failWaiters(port, MACH_RCV_PORT_CHANGED);
+          return;
+        }
         local.queue.clearReceiver();
+        local.queue.failReceivers(MACH_RCV_PORT_CHANGED);
         local.nsrequest = null;
       },
       destroyReceive: (port) => ipc.destroyPort(port),
@@ -133,8 +170,8 @@ export class NodeIpc {
   #setMembership(port: PortId, set: PortId | null): void {
     const local = this.#ports.get(port);
     if (local === undefined) {
-      const incoming = this.#incoming.get(port);
-      if (incoming !== undefined) incoming.set = set === null ? null : this.#sets.get(set) ?? null;
+      if (set !== null) this.#awaiting(port).set = this.#sets.get(set) ?? null;
+      else if (this.#incoming.has(port)) this.#incoming.get(port)!.set = null;
       return;
     }
     local.queue.set?.remove(local.queue);
@@ -144,9 +181,14 @@ export class NodeIpc {
   /** One send right to `port` went; the last one's going fires no-senders at the port's node. */
   releaseSend(port: PortId): void {
     if (!this.table.isAlive(port) || !this.table.removeSendRight(port)) return;
+    this.#noSenders(port);
+  }
+
+  /** Checks no-senders where the queue is: here, ahead (followed), or on its way here (on arrival). */
+  #noSenders(port: PortId): void {
     const node = this.table.location(port);
-    if (node === this.node) this.checkNoSenders(port);
-    else if (node !== undefined) this.#host.post(node, { op: 'no-senders', port });
+    if (this.#ports.has(port)) this.checkNoSenders(port);
+    else if (node !== undefined && node !== this.node) this.#host.post(node, { op: 'no-senders', port });
   }
 
   /** Fires a registered no-senders request if the port has no send rights left. */
@@ -169,10 +211,12 @@ export class NodeIpc {
   registerDeadName(port: PortId, node: NodeId, task: TaskId, delta: 1 | -1): void {
     const local = this.#ports.get(port);
     if (local === undefined) {
-      // Gone on: follow it, or tell the requester it died in the meantime.
+      // Gone on: follow it, keep it for the queue on its way here, or tell the requester it
+      // died in the meantime.
       const at = this.table.location(port);
       if (at !== undefined && at !== this.node) this.#host.post(at, { op: 'dnrequest', port, node, task, delta });
-      else if (at === undefined && delta === 1) this.#tellDied(port, node, task);
+      else if (at === this.node) this.#awaiting(port).dnrequests.push([node, task, delta]);
+      else if (delta === 1) this.#tellDied(port, node, task);
       return;
     }
     const key = `${node}:${task}`;
@@ -194,14 +238,15 @@ export class NodeIpc {
   /** Takes a message toward its port: here, to the port's node, or to destruction if it died. */
   route(kmsg: KMsg): void {
     const node = this.table.location(kmsg.dest);
-    if (node === this.node || this.#incoming.has(kmsg.dest)) this.arrive(kmsg);
+    if (node === this.node) this.arrive(kmsg);
     else if (node !== undefined) this.#host.post(node, { op: 'kmsg', kmsg });
     else this.destroyMessage(kmsg);
   }
 
   /**
    * A message reached this node. Queued if its port is here (in each sender's order), held if
-   * the port is on its way here, forwarded if the port moved on, destroyed if it died.
+   * the port's queue is on its way here (the table already names this node), forwarded if the
+   * port moved on, destroyed if it died.
    */
   arrive(kmsg: KMsg): void {
     const local = this.#ports.get(kmsg.dest);
@@ -209,13 +254,9 @@ export class NodeIpc {
       this.#accept(local, kmsg);
       return;
     }
-    const incoming = this.#incoming.get(kmsg.dest);
-    if (incoming !== undefined) {
-      incoming.early.push(kmsg);
-      return;
-    }
     const node = this.table.location(kmsg.dest);
-    if (node !== undefined && node !== this.node) this.#host.post(node, { op: 'kmsg', kmsg });
+    if (node === this.node) this.#awaiting(kmsg.dest).early.push(kmsg);
+    else if (node !== undefined) this.#host.post(node, { op: 'kmsg', kmsg });
     else this.destroyMessage(kmsg);
   }
 
@@ -272,14 +313,20 @@ export class NodeIpc {
   destroyPort(port: PortId): void {
     const local = this.#ports.get(port);
     if (local === undefined) {
+      // Receivers here waited for the queue of a right that is gone now.
+      const waiting = this.#incoming.get(port)?.waiters.splice(0) ?? [];
+      for (const waiter of waiting) waiter(MACH_RCV_PORT_DIED);
       const node = this.table.location(port);
-      if (node !== undefined && node !== this.node) this.#host.post(node, { op: 'destroy-port', port });
+      if (node === this.node) this.#awaiting(port).destroyed = true;
+      else if (node !== undefined) this.#host.post(node, { op: 'destroy-port', port });
       return;
     }
     if (local.pdrequest !== null) {
       const notify = local.pdrequest;
       local.pdrequest = null;
       local.queue.clearReceiver();
+      // The destroyed right's receivers must not take the registrant's messages.
+      local.queue.failReceivers(MACH_RCV_PORT_DIED);
       this.notify(notify, MACH_NOTIFY_PORT_DESTROYED, new Uint8Array(0), [{ kind: 'receive', portId: port }]);
       return;
     }
@@ -294,18 +341,26 @@ export class NodeIpc {
   }
 
   /**
-   * The receive right for `port` was copied out here: if the port is held elsewhere, ask its
-   * node for it. Messages that reach this node first wait for the queue.
+   * The receive right for `port` was copied out here: the table's receiver becomes this node,
+   * and if the queue is elsewhere its holder is asked to send it. The queue always follows the
+   * table's receiver, whatever order these requests arrive in: a right that moves on again
+   * before its queue caught up only redirects the queue.
    */
   receiveRightArrived(port: PortId): void {
-    if (this.#ports.has(port) || this.#incoming.has(port)) return;
+    if (!this.table.isAlive(port)) return;
+    this.table.setReceiver(port, this.node);
+    if (this.#ports.has(port)) return;
     const node = this.table.location(port);
-    if (node === undefined) return;
-    this.#incoming.set(port, { early: [], waiters: [], set: null });
+    // On its way here already: install sends it on if the receiver changes again.
+    if (node === undefined || node === this.node) return;
     this.#host.post(node, { op: 'migrate', port, to: this.node });
   }
 
-  /** Another node holds the receive right now: hand it the port's queue and state. */
+  /**
+   * A node took the receive right: if the queue is here and the table's receiver is another
+   * node, hand that node the port's queue and state; if the queue went on, pass the request
+   * after it; if it is on its way here, its arrival will look at the receiver.
+   */
   migrate(port: PortId, to: NodeId): void {
     const local = this.#ports.get(port);
     if (local === undefined) {
@@ -313,6 +368,13 @@ export class NodeIpc {
       if (node !== undefined && node !== this.node) this.#host.post(node, { op: 'migrate', port, to });
       return;
     }
+    const receiver = this.table.receiver(port);
+    if (receiver !== this.node) this.#ship(local, receiver);
+  }
+
+  /** Hands the port's queue and state to `to`, the node of its receive right. */
+  #ship(local: LocalPort, to: NodeId): void {
+    const port = local.id;
     this.#ports.delete(port);
     local.queue.set?.remove(local.queue);
     const queued: KMsg[] = [];
@@ -335,7 +397,11 @@ export class NodeIpc {
     this.#host.post(to, { op: 'port-state', state });
   }
 
-  /** The queue of a port whose receive right arrived here. */
+  /**
+   * The queue of a port whose receive right came here. Requests that arrived ahead of it are
+   * applied; if the right has moved on meanwhile (the table's receiver is another node), the
+   * queue goes after it at once, early messages included.
+   */
   install(state: PortState): void {
     const incoming = this.#incoming.get(state.id);
     this.#incoming.delete(state.id);
@@ -348,8 +414,22 @@ export class NodeIpc {
     this.#ports.set(state.id, local);
     for (const kmsg of state.queued) void local.queue.send(kmsg, { sendOnce: true });
     for (const kmsg of [...state.held, ...(incoming?.early ?? [])]) this.#accept(local, kmsg);
+    for (const [node, task, delta] of incoming?.dnrequests ?? []) this.registerDeadName(state.id, node, task, delta);
+    const waiters = incoming?.waiters ?? [];
+    if (incoming?.destroyed === true) {
+      for (const waiter of waiters) waiter(MACH_RCV_PORT_DIED);
+      this.destroyPort(state.id);
+      return;
+    }
+    const receiver = this.table.receiver(state.id);
+    if (receiver !== this.node) {
+      for (const waiter of waiters) waiter(MACH_RCV_PORT_CHANGED);
+      this.#ship(local, receiver);
+      return;
+    }
     if (incoming?.set != null) incoming.set.add(local.queue);
-    for (const waiter of incoming?.waiters ?? []) waiter(local);
+    for (const waiter of waiters) waiter(local);
+    this.checkNoSenders(state.id);
   }
 
   /** The message was dequeued by a receiver: its queue place and destination right go. */
@@ -366,7 +446,7 @@ export class NodeIpc {
       case 'migrate': this.migrate(traffic.port, traffic.to); return;
       case 'port-state': this.install(traffic.state); return;
       case 'port-died': this.#host.portDied(traffic.task, traffic.port); return;
-      case 'no-senders': this.checkNoSenders(traffic.port); return;
+      case 'no-senders': this.#noSenders(traffic.port); return;
       case 'destroy-port': this.destroyPort(traffic.port); return;
       case 'dnrequest': this.registerDeadName(traffic.port, traffic.node, traffic.task, traffic.delta); return;
     }

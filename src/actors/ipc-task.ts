@@ -6,13 +6,14 @@
  */
 import {
   KERN_INVALID_ARGUMENT, KERN_INVALID_CAPABILITY, KERN_INVALID_NAME, KERN_INVALID_RIGHT,
-  KERN_INVALID_VALUE, KERN_NAME_EXISTS, KERN_RIGHT_EXISTS, KERN_SUCCESS, KERN_UREFS_OVERFLOW,
+  KERN_INVALID_VALUE, KERN_NAME_EXISTS, KERN_NO_SPACE, KERN_RIGHT_EXISTS, KERN_SUCCESS, KERN_UREFS_OVERFLOW,
   MACH_MSG_SUCCESS, MACH_MSG_TYPE_COPY_SEND, MACH_MSG_TYPE_MAKE_SEND_ONCE,
   MACH_MSG_TYPE_MOVE_SEND_ONCE, MACH_NOTIFY_DEAD_NAME, MACH_NOTIFY_NO_SENDERS,
   MACH_NOTIFY_PORT_DESTROYED, MACH_PORT_DEAD, MACH_PORT_LIMITS_INFO, MACH_PORT_NULL,
   MACH_PORT_QLIMIT_MAX, MACH_PORT_RECEIVE_STATUS, MACH_PORT_TYPE_DEAD_NAME,
   MACH_PORT_TYPE_PORT_SET, MACH_PORT_TYPE_RECEIVE, MACH_PORT_TYPE_SEND,
-  MACH_PORT_TYPE_SEND_ONCE, MACH_PORT_UREFS_MAX, MACH_RCV_INVALID_NAME, MACH_RCV_PORT_DIED,
+  MACH_PORT_TYPE_SEND_ONCE, MACH_PORT_UREFS_MAX, MACH_RCV_INVALID_NAME, MACH_RCV_PORT_CHANGED,
+  MACH_RCV_PORT_DIED, MACH_RCV_TIMED_OUT,
   MACH_SEND_INVALID_DATA, MACH_SEND_INVALID_DEST, MACH_SEND_INVALID_HEADER,
   MACH_SEND_INVALID_MEMORY, MACH_SEND_INVALID_REPLY, MACH_SEND_INVALID_RIGHT,
   MACH_SEND_INVALID_TYPE, MACH_SEND_TIMED_OUT, TASK_BOOTSTRAP_PORT, TASK_EXCEPTION_PORT,
@@ -176,14 +177,17 @@ export class TaskIpc {
    * mach_port_insert_right: puts a right under the chosen `name`: taken from this task's own
    * name `poly` by disposition `polyPoly`, or a right the caller holds in transit.
    * Returns KERN_SUCCESS; KERN_INVALID_VALUE for a bad disposition or a name that cannot be
-   * chosen; KERN_INVALID_NAME / KERN_INVALID_RIGHT when `poly` does not hold what `polyPoly`
-   * needs; KERN_INVALID_CAPABILITY for a dead right; KERN_NAME_EXISTS when `name` is in use by
-   * another right; KERN_RIGHT_EXISTS when the port is already named otherwise here;
-   * KERN_UREFS_OVERFLOW.
+   * chosen (MACH_PORT_NULL, MACH_PORT_DEAD, a low byte of 0); KERN_INVALID_NAME /
+   * KERN_INVALID_RIGHT when `poly` does not hold what `polyPoly` needs; KERN_INVALID_CAPABILITY
+   * for a dead right; KERN_NAME_EXISTS when `name` is in use by another right; KERN_RIGHT_EXISTS
+   * when the port is already named otherwise here; KERN_UREFS_OVERFLOW; KERN_NO_SPACE.
    */
   insertRight(name: number, poly: number | RightInTransit, polyPoly: number): { kr: number } {
     const target = sanitizePortName(name);
-    if (target === undefined || target === MACH_PORT_NULL || target === MACH_PORT_DEAD) return { kr: KERN_INVALID_VALUE };
+    // A name's low byte is its generation, never 0 (name-space.ts): such a name cannot be chosen.
+    if (target === undefined || target === MACH_PORT_NULL || target === MACH_PORT_DEAD || target % 256 === 0) {
+      return { kr: KERN_INVALID_VALUE };
+    }
     let kind: RightInTransit['kind'];
     let port: PortId | null;
     if (typeof poly === 'number') {
@@ -204,14 +208,22 @@ export class TaskIpc {
     const named = kind === 'send-once' ? undefined : this.space.lookupPort(port!);
     if (named !== undefined && named !== target) return { kr: KERN_RIGHT_EXISTS };
     if (existing !== undefined) {
-      const merges = existing.port === port && kind === 'send' && (existing.type & MACH_PORT_TYPE_SEND) !== 0;
+      // A send right joins the name of its port's send or receive right (the MAKE_SEND idiom
+      // inserts one under the receive right's own name); a receive right joins its send name.
+      const merges = existing.port === port && kind === 'send' &&
+        (existing.type & (MACH_PORT_TYPE_SEND | MACH_PORT_TYPE_RECEIVE)) !== 0;
       const addsReceive = existing.port === port && kind === 'receive' && existing.type === MACH_PORT_TYPE_SEND;
       if (!merges && !addsReceive) return { kr: KERN_NAME_EXISTS };
-      if (merges && existing.urefs >= MACH_PORT_UREFS_MAX) return { kr: KERN_UREFS_OVERFLOW };
+      if (merges && (existing.type & MACH_PORT_TYPE_SEND) !== 0 && existing.urefs >= MACH_PORT_UREFS_MAX) {
+        return { kr: KERN_UREFS_OVERFLOW };
+      }
+    } else if (named === undefined && this.space.full) {
+      return { kr: KERN_NO_SPACE };
     }
     // Checked: now take the right and put it in place.
     const right = typeof poly === 'number' ? this.rights.copyin(poly as PortName, polyPoly).right! : poly;
-    if (existing !== undefined || named !== undefined) {
+    // Looked up again: moving a name's last uref into itself freed the name on the way.
+    if (this.space.lookup(target) !== undefined || (kind !== 'send-once' && this.space.lookupPort(port!) !== undefined)) {
       this.rights.copyout(right);
     } else {
       const type = right.kind === 'send' ? MACH_PORT_TYPE_SEND : right.kind === 'receive' ? MACH_PORT_TYPE_RECEIVE : MACH_PORT_TYPE_SEND_ONCE;
@@ -348,14 +360,15 @@ export class TaskIpc {
       const { dest, sendOnce } = checked;
       if (sendOnce) return this.#post(msg, dest, true);
       const table = this.#ipc.table;
+      // Read before reserving: a place freed between the two wakes the wait below at once.
+      const wake = table.wakeCount(dest);
       const reserved = table.reserve(dest);
       if (reserved === 'dead') return MACH_SEND_INVALID_DEST;
       if (reserved === 'reserved') return this.#post(msg, dest, false);
-      const observed = table.msgcount(dest);
       const remaining = deadline - performance.now();
       if (remaining <= 0) return MACH_SEND_TIMED_OUT;
       // Rights may change while we wait: everything is checked again on the next pass.
-      await table.waitForPlace(dest, observed, remaining);
+      await table.waitForPlace(dest, wake, remaining);
     }
   }
 
@@ -434,9 +447,18 @@ export class TaskIpc {
     const timeout = timeoutMs === Infinity ? {} : { timeoutMs };
     let result: { kr: number; msg?: KMsg; seqno?: number };
     if (entry !== undefined && (entry.type & MACH_PORT_TYPE_RECEIVE) !== 0) {
-      const local = await this.#ipc.settled(entry.port!);
-      if (local === undefined) return { kr: MACH_RCV_PORT_DIED };
-      result = await local.queue.receive(timeout);
+      const port = entry.port!;
+      const started = performance.now();
+      let local = this.#ipc.settled(port);
+      // The queue may still be on its way to this node: that wait counts against the timeout.
+      if (local instanceof Promise) local = await withTimeout(local, timeoutMs, MACH_RCV_TIMED_OUT);
+      if (typeof local === 'number') return { kr: local };
+      const now = this.space.lookup(name as PortName);
+      if (this.#ipc.local(port) !== local || now?.port !== port || (now.type & MACH_PORT_TYPE_RECEIVE) === 0) {
+        return { kr: MACH_RCV_PORT_CHANGED };
+      }
+      const left = timeoutMs === Infinity ? {} : { timeoutMs: Math.max(0, timeoutMs - (performance.now() - started)) };
+      result = await local.queue.receive(left);
     } else if (entry !== undefined && entry.type === MACH_PORT_TYPE_PORT_SET) {
       const set = this.#ipc.portSet(entry.port!);
       if (set === undefined) return { kr: MACH_RCV_PORT_DIED };
@@ -550,6 +572,14 @@ export class TaskIpc {
     this.#registered = [null, null, null];
     this.#ipc.destroyPort(this.taskPort);
   }
+}
+
+/** `promise`, or `expired` once `timeoutMs` passed first (no timer for Infinity). */
+function withTimeout<T>(promise: Promise<T>, timeoutMs: number, expired: number): Promise<T | number> {
+  if (timeoutMs === Infinity) return promise;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<number>((resolve) => { timer = setTimeout(() => resolve(expired), timeoutMs); });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Releases the send rights an unadopted child's inherited ports held. */

@@ -8,6 +8,7 @@ import {
   MACH_MSG_TYPE_MOVE_RECEIVE, MACH_MSG_TYPE_MOVE_SEND, MACH_MSG_TYPE_MOVE_SEND_ONCE,
   MACH_MSG_TYPE_PORT_RECEIVE, MACH_MSG_TYPE_PORT_SEND, MACH_MSG_TYPE_PORT_SEND_ONCE,
 } from '../shared/constants.js';
+import type { WireKmsg, WireRight } from '../shared/kmsg-wire.js';
 import type { MemoryObjectRef } from '../shared/protocol.js';
 import type { TaskId } from '../shared/types.js';
 import type { PortId, RightInTransit } from './ipc-types.js';
@@ -133,4 +134,34 @@ export function receivedType(right: RightInTransit): number {
 /** Every object reference a message holds, for release when it is destroyed. */
 export function oolObjects(kmsg: KMsg): MemoryObjectRef[] {
   return kmsg.ool.map((region) => region.object);
+}
+
+const WIRE_KINDS = ['dead', 'receive', 'send', 'send-once'] as const;
+
+function toWireRight(right: RightInTransit): WireRight {
+  return right.kind === 'dead' ? { kind: 0, port: 0 } : { kind: WIRE_KINDS.indexOf(right.kind) as WireRight['kind'], port: right.portId };
+}
+
+function fromWireRight(right: WireRight): RightInTransit {
+  const kind = WIRE_KINDS[right.kind];
+  return kind === 'dead' ? { kind } : { kind, portId: right.port as PortId };
+}
+
+/** The ring form of a message, or null when it carries memory (which only postMessage can share). */
+export function toWire(kmsg: KMsg): WireKmsg | null {
+  if (kmsg.ool.length > 0) return null;
+  return {
+    dest: kmsg.dest, destType: kmsg.sendOnce ? MACH_MSG_TYPE_PORT_SEND_ONCE : MACH_MSG_TYPE_PORT_SEND,
+    bits: 0, id: kmsg.id, sender: kmsg.sender, seq: kmsg.seq,
+    reply: kmsg.reply === null ? null : toWireRight(kmsg.reply),
+    rights: kmsg.rights.map(toWireRight), body: kmsg.body,
+  };
+}
+
+export function fromWire(wire: WireKmsg): KMsg {
+  return {
+    dest: wire.dest as PortId, sendOnce: wire.destType === MACH_MSG_TYPE_PORT_SEND_ONCE,
+    reply: wire.reply === null ? null : fromWireRight(wire.reply), id: wire.id, body: wire.body,
+    rights: wire.rights.map(fromWireRight), ool: [], sender: wire.sender as TaskId | 0, seq: wire.seq,
+  };
 }

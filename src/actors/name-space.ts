@@ -74,6 +74,9 @@ export function newEntry(type: number, port: PortId | null, urefs: number): IpcE
 }
 
 /** The table behind one task's port names (Mach `ipc_space`). Pure data: no port effects. */
+/** How far beyond the highest name index in use a chosen name may lie. */
+const MAX_NAME_GAP = 1 << 16;
+
 export class NameSpace {
   readonly #slots: Slot[] = [];
   /** Free slot indices, oldest first: a freed index waits as long as possible before reuse. */
@@ -156,6 +159,8 @@ export class NameSpace {
   insertNamed(name: PortName, entry: IpcEntry): boolean {
     if (!Number.isInteger(name) || name <= 0 || name >= 0xffffffff || name % 256 === 0 || this.full) return false;
     const index = Math.floor(name / 256);
+    // A chosen name may lie past the names in use, but not so far that the table balloons.
+    if (index > this.#slots.length + MAX_NAME_GAP) return false;
     while (this.#slots.length <= index) {
       this.#free.push(this.#slots.length);
       this.#slots.push({ gen: 1, entry: null });

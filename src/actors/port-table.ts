@@ -4,12 +4,16 @@
  * message and no directory (the part of Mach's `ipc_port` that NORMA must share across nodes).
  *
  *   slot 0:  | next never-used slot | (unused) ...                                   header
- *   slot s:  | generation | location | msgcount | qlimit | srights | kobject | kind | (pad)
+ *   slot s:  | generation | location | msgcount | qlimit | srights | kobject·kind | receiver | wake
  *
  * A PortId is `generation * PORT_SLOTS + slot`. A slot's generation advances when its port dies,
  * so a stale PortId never reaches the slot's next port. `location` is the node whose kernel
  * holds the port (its queue) or DEAD; `msgcount` counts queue places reserved by senders (queued
  * or still in flight), which is what blocks senders at the queue limit on every node.
+ * `receiver` is the node whose name space last took the receive right: the queue belongs there,
+ * and follows it. `wake` is an event count bumped whenever a blocked sender may now fit (a place
+ * freed, the limit changed, the port died): senders wait on it, so no wakeup is lost between
+ * finding the queue full and starting to wait.
  */
 import {
   MACH_PORT_QLIMIT_DEFAULT, MACH_PORT_QLIMIT_MAX,
@@ -25,8 +29,10 @@ const LOCATION = 1;
 const MSGCOUNT = 2;
 const QLIMIT = 3;
 const SRIGHTS = 4;
-const KOBJECT = 5;
-const KIND = 6;
+/** The kernel object's task sequence number times 4, plus the PortKind. */
+const KOBJECT_KIND = 5;
+const RECEIVER = 6;
+const WAKE = 7;
 export const PORT_TABLE_BYTES = PORT_SLOTS * WORDS * Int32Array.BYTES_PER_ELEMENT;
 
 const DEAD = -1;
@@ -72,8 +78,8 @@ export class PortTable {
     Atomics.store(this.#words, base + MSGCOUNT, 0);
     Atomics.store(this.#words, base + QLIMIT, MACH_PORT_QLIMIT_DEFAULT);
     Atomics.store(this.#words, base + SRIGHTS, 0);
-    Atomics.store(this.#words, base + KIND, kind);
-    Atomics.store(this.#words, base + KOBJECT, kobject === null ? 0 : Math.floor(kobject / 1024));
+    Atomics.store(this.#words, base + KOBJECT_KIND, (kobject === null ? 0 : Math.floor(kobject / 1024)) * 4 + kind);
+    Atomics.store(this.#words, base + RECEIVER, this.#node);
     Atomics.store(this.#words, base + LOCATION, this.#node);
     // Publish last: a reader that sees the new generation sees a fully set-up slot.
     Atomics.store(this.#words, base + GENERATION, generation);
@@ -97,13 +103,19 @@ export class PortTable {
     Atomics.store(this.#words, this.#at(port, LOCATION), node);
   }
 
-  kind(port: PortId): PortKind { return Atomics.load(this.#words, this.#at(port, KIND)) as PortKind; }
+  /** The node whose name space last took the receive right: where the queue is headed. */
+  receiver(port: PortId): NodeId { return Atomics.load(this.#words, this.#at(port, RECEIVER)) as NodeId; }
+
+  /** A space on `node` took the receive right: the queue belongs there from now on. */
+  setReceiver(port: PortId, node: NodeId): void { Atomics.store(this.#words, this.#at(port, RECEIVER), node); }
+
+  kind(port: PortId): PortKind { return (Atomics.load(this.#words, this.#at(port, KOBJECT_KIND)) & 3) as PortKind; }
 
   /** The task whose kernel port this is (task ports never move: their node is the task's). */
   taskOf(port: PortId): TaskId | undefined {
     if (this.kind(port) !== PortKind.TASK || !this.isAlive(port)) return undefined;
     const node = Atomics.load(this.#words, this.#at(port, LOCATION)) as NodeId;
-    return makeTaskId(node, Atomics.load(this.#words, this.#at(port, KOBJECT)));
+    return makeTaskId(node, Atomics.load(this.#words, this.#at(port, KOBJECT_KIND)) >>> 2);
   }
 
   /**
@@ -114,7 +126,7 @@ export class PortTable {
     const slot = portSlot(port);
     Atomics.store(this.#words, slot * WORDS + LOCATION, DEAD);
     Atomics.add(this.#words, slot * WORDS + GENERATION, 1);
-    Atomics.notify(this.#words, slot * WORDS + MSGCOUNT);
+    this.#wake(slot * WORDS + WAKE);
     this.#free.push(slot);
   }
 
@@ -123,7 +135,7 @@ export class PortTable {
   /** Sets the queue limit and wakes waiting senders, who may now fit. */
   setQlimit(port: PortId, qlimit: number): void {
     Atomics.store(this.#words, this.#at(port, QLIMIT), Math.min(qlimit, MACH_PORT_QLIMIT_MAX));
-    Atomics.notify(this.#words, this.#at(port, MSGCOUNT));
+    this.#wake(this.#at(port, WAKE));
   }
 
   msgcount(port: PortId): number { return Atomics.load(this.#words, this.#at(port, MSGCOUNT)); }
@@ -143,21 +155,35 @@ export class PortTable {
   }
 
   /**
-   * Waits until the queue count differs from `observed` or `timeoutMs` passes, without blocking
-   * the event loop. Resolves true if it changed (the caller tries to reserve again).
+   * The port's wake count, read before trying `reserve`: `waitForPlace` with it cannot miss a
+   * place freed (or a limit raised, or a death) after the read.
+   */
+  wakeCount(port: PortId): number { return Atomics.load(this.#words, this.#at(port, WAKE)); }
+
+  /**
+   * Waits until the wake count differs from `observed` (read before a `reserve` that found the
+   * queue full) or `timeoutMs` passes, without blocking the event loop. Resolves true if it
+   * changed (the caller tries to reserve again).
    */
   async waitForPlace(port: PortId, observed: number, timeoutMs: number): Promise<boolean> {
-    const result = Atomics.waitAsync(this.#words, this.#at(port, MSGCOUNT), observed,
+    const result = Atomics.waitAsync(this.#words, this.#at(port, WAKE), observed,
       timeoutMs === Infinity ? undefined : timeoutMs);
     const outcome = result.async ? await result.value : result.value;
     return outcome !== 'timed-out';
   }
 
-  /** A reserved place is given back (the message was dequeued, or never sent). */
+  /**
+   * A reserved place is given back (the message was dequeued, or never sent). Every waiting
+   * sender is woken: one that no longer wants the place must not swallow the only wakeup.
+   */
   unreserve(port: PortId): void {
-    const index = this.#at(port, MSGCOUNT);
-    Atomics.sub(this.#words, index, 1);
-    Atomics.notify(this.#words, index, 1);
+    Atomics.sub(this.#words, this.#at(port, MSGCOUNT), 1);
+    this.#wake(this.#at(port, WAKE));
+  }
+
+  #wake(index: number): void {
+    Atomics.add(this.#words, index, 1);
+    Atomics.notify(this.#words, index);
   }
 
   /** One more send right to `port` exists somewhere. */

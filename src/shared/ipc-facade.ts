@@ -5,7 +5,7 @@
  */
 import type { RightInTransit } from '../actors/ipc-types.js';
 import type { MachMsgReceived, MachMsgSend } from '../actors/message.js';
-import { KERN_INVALID_CAPABILITY } from './constants.js';
+import { KERN_INVALID_ARGUMENT, KERN_INVALID_CAPABILITY } from './constants.js';
 import type { NodeApi } from './protocol.js';
 import type { TaskId } from './types.js';
 
@@ -16,31 +16,26 @@ type Reply<K extends keyof NodeApi> = Awaited<ReturnType<NodeApi[K]>>;
 export type TaskCall = <K extends keyof NodeApi>(method: K, ...args: RestParameters<NodeApi[K]>) =>
   Promise<Reply<K> | { kr: number }>;
 
+/** The right behind each PortRight, out of reach of the code holding the token. */
+const heldRights = new WeakMap<PortRight, RightInTransit>();
+
 /**
  * A right the caller holds outside any space, from mach_port_extract_right: it goes into a
- * space again with mach_port_insert_right, once.
+ * space again with mach_port_insert_right, once. The token is a capability: the right inside
+ * cannot be read, copied or made up, only handed to insert_right.
  */
 export class PortRight {
-  #right: RightInTransit | null;
+  /** The type the right is received as (MACH_MSG_TYPE_PORT_*). */
   readonly type: number;
 
   /** @internal */
   constructor(right: RightInTransit, type: number) {
-    this.#right = right;
     this.type = type;
+    heldRights.set(this, right);
   }
 
-  /** @internal Hands the right over; a second take gets nothing. */
-  take(): RightInTransit | null {
-    const right = this.#right;
-    this.#right = null;
-    return right;
-  }
-
-  /** @internal Puts back a right that was not taken in after all. */
-  restore(right: RightInTransit): void { this.#right = right; }
-
-  get consumed(): boolean { return this.#right === null; }
+  /** True once the right went into a space. */
+  get consumed(): boolean { return !heldRights.has(this); }
 }
 
 export interface TaskIpcMach {
@@ -101,11 +96,14 @@ export function taskIpcMach(call: TaskCall): TaskIpcMach {
     },
     async mach_port_move_member(member, after) { return (await call('portMoveMember', member, after)).kr; },
     async mach_port_insert_right(name, poly, polyPoly) {
-      if (!(poly instanceof PortRight)) return (await call('portInsertRight', name, poly, polyPoly)).kr;
-      const right = poly.take();
-      if (right === null) return KERN_INVALID_CAPABILITY; // inserted already
+      if (typeof poly === 'number') return (await call('portInsertRight', name, poly, polyPoly)).kr;
+      // Only a token this realm made carries a right: anything else is a forgery.
+      if (!(poly instanceof PortRight)) return KERN_INVALID_ARGUMENT;
+      const right = heldRights.get(poly);
+      if (right === undefined) return KERN_INVALID_CAPABILITY; // inserted already
+      heldRights.delete(poly);
       const { kr } = await call('portInsertRight', name, right, polyPoly);
-      if (kr !== 0) poly.restore(right);
+      if (kr !== 0) heldRights.set(poly, right);
       return kr;
     },
     async mach_port_extract_right(name, msgtName) {

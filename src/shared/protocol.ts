@@ -23,6 +23,12 @@ export interface NodeStartup {
   readonly peers: readonly (MessagePort | null)[];
   /** The kernel-wide port table (port-table.ts). */
   readonly portTable: SharedArrayBuffer;
+  /**
+   * The message fast path (workers/channel.ts): `rings[from * nodes + to]` carries kernel
+   * messages from node `from` to node `to` (null where from === to); one doorbell for all nodes.
+   */
+  readonly rings: readonly (SharedArrayBuffer | null)[];
+  readonly doorbell: SharedArrayBuffer;
 }
 
 /** The node's answer once it has installed its pager and exposed its NodeApi. */

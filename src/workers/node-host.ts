@@ -6,10 +6,18 @@
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { KERN_NODE_DOWN } from '../shared/constants.js';
 import { KernError } from '../shared/errors.js';
+import { createDoorbell, createRing } from './channel.js';
 import type { HostToNode, NodeApi, NodeStartup, NodeToHost } from '../shared/protocol.js';
 import type { NodeId } from '../shared/types.js';
 
 const NODE_MAIN = new URL('./node-main.js', import.meta.url);
+
+/** Bytes per ring: 256 KiB for a few nodes, less as pairs multiply (about 64 MiB in all at most). */
+function ringCapacity(nodes: number): number {
+  const pairs = Math.max(1, nodes * (nodes - 1));
+  const share = Math.max(64 * 1024, Math.min(256 * 1024, (64 * 1024 * 1024) / pairs));
+  return 2 ** Math.floor(Math.log2(share));
+}
 
 type NodeState = 'starting' | 'running' | 'stopping' | 'down';
 type Reply<K extends keyof NodeApi> = Awaited<ReturnType<NodeApi[K]>>;
@@ -103,7 +111,12 @@ export class NodeHost {
    * Starts `nodes` nodes, each with a direct channel to every other, and resolves once all
    * answered NodeReady; if one fails to start, stops the rest and rejects with its error.
    */
-  static async startAll(nodes: number, startup: Omit<NodeStartup, 'op' | 'node' | 'peers' | 'nodes'>): Promise<NodeHost[]> {
+  static async startAll(nodes: number,
+    startup: Omit<NodeStartup, 'op' | 'node' | 'peers' | 'nodes' | 'rings' | 'doorbell'>): Promise<NodeHost[]> {
+    const capacity = ringCapacity(nodes);
+    const rings = Array.from({ length: nodes * nodes }, (_, index) =>
+      Math.floor(index / nodes) === index % nodes ? null : createRing(capacity));
+    const doorbell = createDoorbell(nodes);
     const peers: (MessagePort | null)[][] = Array.from({ length: nodes }, () => new Array(nodes).fill(null));
     for (let a = 0; a < nodes; a++) {
       for (let b = a + 1; b < nodes; b++) {
@@ -115,7 +128,7 @@ export class NodeHost {
     const calls = new CallTable();
     const hosts: NodeHost[] = [];
     peers.forEach((nodePeers, node) =>
-      hosts.push(new NodeHost({ ...startup, node: node as NodeId, nodes, peers: nodePeers }, calls, hosts)));
+      hosts.push(new NodeHost({ ...startup, node: node as NodeId, nodes, peers: nodePeers, rings, doorbell }, calls, hosts)));
     const started = await Promise.allSettled(hosts.map((host) => host.#ready));
     const failure = started.find((result) => result.status === 'rejected');
     if (failure !== undefined) {

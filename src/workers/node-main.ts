@@ -6,9 +6,12 @@ import { parentPort } from 'node:worker_threads';
 import { NodeKernel } from '../actors/node-kernel.js';
 import type { MessagePort } from 'node:worker_threads';
 import { KERN_FAILURE, KERN_NODE_DOWN } from '../shared/constants.js';
+import { decodeKmsg } from '../shared/kmsg-wire.js';
+import { fromWire, toWire } from '../actors/message.js';
+import { Doorbell, RingReader, RingWriter, serve as serveRings } from './channel.js';
 import {
   serializeError, type ForkReply, type HostToNode, type MemoryObjectName, type NodeApi, type NodeCall,
-  type NodeFault, type NodeReturn, type NodeToHost, type NodeToNode, type TaskImage,
+  type NodeFault, type NodeReturn, type NodeStartup, type NodeToHost, type NodeToNode, type TaskImage,
 } from '../shared/protocol.js';
 import type { NodeId } from '../shared/types.js';
 
@@ -111,6 +114,37 @@ function fromPeer(node: NodeKernel, peer: number, message: NodeToNode): void {
 
 const closedPeers = new Set<number>();
 
+/** Kernel messages to each node go through its ring when they fit; everything else by postMessage. */
+let writers: readonly (RingWriter | null)[] = [];
+let doorbell: Doorbell | undefined;
+
+function post(node: NodeId, message: NodeToNode): void {
+  if (message.op === 'ipc' && message.traffic.op === 'kmsg') {
+    const wire = toWire(message.traffic.kmsg);
+    if (wire !== null && writers[node]?.tryWriteKmsg(wire) === true) {
+      doorbell!.ring(node);
+      return;
+    }
+  }
+  peers[node]?.postMessage(message);
+}
+
+/** Serves this node's incoming rings for as long as the worker lives. */
+function startFastPath(node: NodeKernel, startup: NodeStartup): void {
+  const nodes = startup.nodes;
+  writers = Array.from({ length: nodes }, (_, to) => {
+    const ring = startup.rings[startup.node * nodes + to];
+    return ring == null ? null : new RingWriter(ring);
+  });
+  const readers = Array.from({ length: nodes }, (_, from) => {
+    const ring = startup.rings[from * nodes + startup.node];
+    return ring == null ? null : new RingReader(ring);
+  });
+  doorbell = new Doorbell(startup.doorbell, startup.node);
+  serveRings(readers, doorbell, (record) => node.receiveTraffic({ op: 'kmsg', kmsg: fromWire(decodeKmsg(record)) }))
+    .catch((error: unknown) => setImmediate(() => { throw error; }));
+}
+
 /**
  * A peer node died (its host already failed the calls waiting on it): drop the references of
  * the images it never adopted, handing objects homed elsewhere to their pagers directly.
@@ -143,10 +177,8 @@ port.on('message', (message: HostToNode) => {
     if (kernel !== undefined && !closedPeers.has(message.node)) peerClosed(kernel, message.node);
     return;
   }
-  const started = new NodeKernel(message, {
-    post: (node, traffic) => peers[node]?.postMessage(traffic),
-    callNode,
-  });
+  const started = new NodeKernel(message, { post: (node, traffic) => post(node, traffic), callNode });
+  startFastPath(started, message);
   kernel = started;
   peers = message.peers;
   peers.forEach((peer, index) => {
