@@ -9,26 +9,7 @@ import {
   KERN_INVALID_ADDRESS, KERN_INVALID_ARGUMENT, KERN_NODE_DOWN, KERN_RESOURCE_SHORTAGE, KERN_SUCCESS,
   VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE, krName, type Kernel, type Task,
 } from 'norma-rt';
-import { bootKernel, fixture, snapshot } from './helpers.js';
-
-/** A parent on `node` with one page of each inheritance, filled with 0x11, 0x22 and 0x33. */
-async function threeRegionParent(kernel: Kernel, node = 0) {
-  const page = kernel.pageSize;
-  const parent = await kernel.bootstrapTask.createOn(node);
-  const share = await parent.allocate(page);
-  const copy = await parent.allocate(page);
-  const none = await parent.allocate(page);
-  await parent.inherit(share, page, VM_INHERIT_SHARE);
-  await parent.inherit(none, page, VM_INHERIT_NONE);
-  await parent.write(share, new Uint8Array(page).fill(0x11));
-  await parent.write(copy, new Uint8Array(page).fill(0x22));
-  await parent.write(none, new Uint8Array(page).fill(0x33));
-  return { parent, page, share, copy, none };
-}
-
-async function byteAt(task: Task, address: number): Promise<number> {
-  return (await task.read(address, 1))[0]!;
-}
+import { bootKernel, byteAt, fixture, snapshot, threeRegionParent } from './helpers.js';
 
 async function rejectsWith(promise: Promise<unknown>, kr: number): Promise<void> {
   await expect(promise).rejects.toMatchObject({ name: 'KernError', code: krName(kr), kr });

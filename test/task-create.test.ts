@@ -8,26 +8,7 @@ import {
   DEFAULT_PAGE_SIZE, KERN_INVALID_ADDRESS, KERN_INVALID_ARGUMENT, KERN_RESOURCE_SHORTAGE, KERN_SUCCESS, VM_INHERIT_COPY, VM_INHERIT_NONE,
   VM_INHERIT_SHARE, VM_PROT_ALL, VM_PROT_READ, krName, type Kernel, type Ledger, type Task,
 } from 'norma-rt';
-import { bootKernel, snapshot } from './helpers.js';
-
-/** A parent on node 0 with one page of each inheritance, filled with 0x11, 0x22 and 0x33. */
-async function threeRegionParent(kernel: Kernel) {
-  const page = kernel.pageSize;
-  const parent = await kernel.bootstrapTask.create();
-  const share = await parent.allocate(page);
-  const copy = await parent.allocate(page);
-  const none = await parent.allocate(page);
-  await parent.inherit(share, page, VM_INHERIT_SHARE);
-  await parent.inherit(none, page, VM_INHERIT_NONE);
-  await parent.write(share, new Uint8Array(page).fill(0x11));
-  await parent.write(copy, new Uint8Array(page).fill(0x22));
-  await parent.write(none, new Uint8Array(page).fill(0x33));
-  return { parent, page, share, copy, none };
-}
-
-async function byteAt(task: Task, address: number): Promise<number> {
-  return (await task.read(address, 1))[0]!;
-}
+import { bootKernel, byteAt, snapshot, threeRegionParent } from './helpers.js';
 
 async function rejectsWith(promise: Promise<unknown>, kr: number): Promise<void> {
   await expect(promise).rejects.toMatchObject({ name: 'KernError', code: krName(kr), kr });
