@@ -10,7 +10,7 @@ import {
   KERN_INVALID_ARGUMENT, KERN_INVALID_CAPABILITY, KERN_INVALID_NAME, KERN_INVALID_RIGHT, KERN_NAME_EXISTS, KERN_RIGHT_EXISTS,
   KERN_SUCCESS, MACH_MSG_TYPE_COPY_SEND, MACH_MSG_TYPE_MAKE_SEND, MACH_MSG_TYPE_MOVE_SEND,
   MACH_PORT_DEAD, MACH_PORT_NULL, MACH_PORT_RIGHT_SEND, MACH_PORT_TYPE_SEND,
-  TASK_BOOTSTRAP_PORT, TASK_EXCEPTION_PORT, TASK_HOST_PORT, TASK_KERNEL_PORT, krName, type Kernel,
+  TASK_BOOTSTRAP_PORT, TASK_EXCEPTION_PORT, TASK_HOST_PORT, TASK_KERNEL_PORT, TASK_SAMPLE_PORT, krName, type Kernel,
   type Task,
 } from 'norma-rt';
 import { bootKernel } from './helpers.js';
@@ -154,17 +154,19 @@ const creators: Array<[string, number, Create]> = [
 ];
 
 describe.each(creators)('ports a child gets from %s', (call, childNode, create) => {
-  it('its own task-self right, and the parent bootstrap, exception, host and registered ports, the same ports, on the child node', async () => {
+  it('its own task-self right, and the parent bootstrap, exception, sample, host and registered ports, the same ports, on the child node', async () => {
     const kernel = await bootKernel();
     // The receive rights stay with a third task, so even a teleported parent's ports can be checked.
     const owner = await kernel.bootstrapTask.createOn(1);
     const parent = await kernel.bootstrapTask.createOn(0);
     const bootstrap = await sendRightTo(owner, parent, 0x1001);
     const exception = await sendRightTo(owner, parent, 0x2001);
+    const sample = await sendRightTo(owner, parent, 0x2101);
     const registered = [await sendRightTo(owner, parent, 0x3001), await sendRightTo(owner, parent, 0x4001),
       await sendRightTo(owner, parent, 0x5001)];
     await parent.setSpecialPort(TASK_BOOTSTRAP_PORT, 0x1001);
     await parent.setSpecialPort(TASK_EXCEPTION_PORT, 0x2001);
+    await parent.setSpecialPort(TASK_SAMPLE_PORT, 0x2101);
     await parent.registerPorts([0x3001, 0x4001, 0x5001]);
     const parentSelf = await parent.self();
     const parentKernelPort = await parent.extractRight(parentSelf, MACH_MSG_TYPE_COPY_SEND);
@@ -192,9 +194,10 @@ describe.each(creators)('ports a child gets from %s', (call, childNode, create) 
     // the child's names and receiving on the owner's receive rights.
     const childBootstrap = await child.specialPort(TASK_BOOTSTRAP_PORT);
     const childException = await child.specialPort(TASK_EXCEPTION_PORT);
+    const childSample = await child.specialPort(TASK_SAMPLE_PORT);
     const childRegistered = await child.registeredPorts();
-    expect(new Set([self, childBootstrap, childException, ...childRegistered]).size).toBe(6);
-    const routes: Array<[number, number]> = [[childBootstrap, bootstrap], [childException, exception],
+    expect(new Set([self, childBootstrap, childException, childSample, ...childRegistered]).size).toBe(7);
+    const routes: Array<[number, number]> = [[childBootstrap, bootstrap], [childException, exception], [childSample, sample],
       ...childRegistered.map((name, index) => [name, registered[index]!] as [number, number])];
     for (const [id, [name, port]] of routes.entries()) {
       expect(await child.portType(name)).toBe(MACH_PORT_TYPE_SEND);

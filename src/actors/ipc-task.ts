@@ -17,7 +17,7 @@ import {
   MACH_SEND_INVALID_DATA, MACH_SEND_INVALID_DEST, MACH_SEND_INVALID_HEADER,
   MACH_SEND_INVALID_MEMORY, MACH_SEND_INVALID_REPLY, MACH_SEND_INVALID_RIGHT,
   MACH_SEND_INVALID_TYPE, MACH_SEND_TIMED_OUT, TASK_BOOTSTRAP_PORT, TASK_EXCEPTION_PORT,
-  TASK_HOST_PORT, TASK_KERNEL_PORT, TASK_PORT_REGISTER_MAX,
+  TASK_HOST_PORT, TASK_KERNEL_PORT, TASK_PORT_REGISTER_MAX, TASK_SAMPLE_PORT,
 } from '../shared/constants.js';
 import type { InheritedPorts } from '../shared/protocol.js';
 import type { TaskId } from '../shared/types.js';
@@ -42,8 +42,6 @@ export interface OolMemory {
   deallocate(address: number, size: number): void;
 }
 
-/** The sample port has no special-port number in Mach; norma keeps it beside the others. */
-export const TASK_SAMPLE_PORT = -1;
 const INHERITED_SPECIALS = [TASK_BOOTSTRAP_PORT, TASK_HOST_PORT, TASK_EXCEPTION_PORT, TASK_SAMPLE_PORT];
 const SETTABLE_SPECIALS = new Set([TASK_KERNEL_PORT, ...INHERITED_SPECIALS]);
 

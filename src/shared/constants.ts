@@ -123,6 +123,11 @@ export const {
   TASK_KERNEL_PORT, TASK_HOST_PORT, TASK_BOOTSTRAP_PORT, TASK_WIRED_LEDGER_PORT,
   TASK_PAGED_LEDGER_PORT,
 } = TaskSpecialPort;
+/**
+ * The PC-sampling port task_create hands down (task_sample sets it in Mach, which gives it no
+ * special-port number); norma's number for it with task_get/set_special_port.
+ */
+export const TASK_SAMPLE_PORT = -1;
 /** GNU Mach's single task exception port (OSF keeps per-type exception ports instead). */
 export const TASK_EXCEPTION_PORT = 3;
 export const TASK_PORT_REGISTER_MAX = 3;
