@@ -175,8 +175,14 @@ if (!isMainThread && (workerData as NodeData | undefined)?.role !== undefined) {
 // ---------------------------------------------------------------------------------------------
 // Host side
 
-/** The next message from `worker`; fails if the worker errors or exits first. */
-function reply(worker: Worker): Promise<Reply> {
+/** A batch that takes longer than this has stalled (a lost wake-up): fail it, never hang. */
+const BATCH_TIMEOUT_MS = 30_000;
+
+/**
+ * The next message from `from`; fails if any of `workers` errors or exits first, or after
+ * `timeoutMs` (the channel stalled).
+ */
+function reply(from: Worker, workers: readonly Worker[], timeoutMs = BATCH_TIMEOUT_MS): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const fail = (error: unknown): void => {
       cleanup();
@@ -186,14 +192,20 @@ function reply(worker: Worker): Promise<Reply> {
       cleanup();
       resolve(message);
     };
+    const timer = setTimeout(() => fail(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs);
     const cleanup = (): void => {
-      worker.off('message', ok);
-      worker.off('error', fail);
-      worker.off('exit', fail);
+      clearTimeout(timer);
+      from.off('message', ok);
+      for (const worker of workers) {
+        worker.off('error', fail);
+        worker.off('exit', fail);
+      }
     };
-    worker.on('message', ok);
-    worker.on('error', fail);
-    worker.on('exit', fail);
+    from.on('message', ok);
+    for (const worker of workers) {
+      worker.on('error', fail);
+      worker.on('exit', fail);
+    }
   });
 }
 
@@ -206,7 +218,7 @@ function pair(name: string, count: number, roles: readonly [Role, Role], extra: 
   let workers: Worker[] = [];
   const batch = async (n: number): Promise<{ perMessageMs: number; wallMs: number }> => {
     const t0 = performance.now();
-    const done = reply(workers[0]!);
+    const done = reply(workers[0]!, workers);
     workers[0]!.postMessage({ op: 'batch', count: n } satisfies Batch);
     const answer = await done;
     if (answer.op !== 'done') throw new Error(`${name}: unexpected ${answer.op}`);
@@ -230,7 +242,7 @@ function pair(name: string, count: number, roles: readonly [Role, Role], extra: 
         };
         return new Worker(new URL(import.meta.url), { workerData: data, transferList: [ports[node]!] });
       });
-      const ready = await Promise.all(workers.map(reply));
+      const ready = await Promise.all(workers.map((worker) => reply(worker, workers)));
       if (ready.some((r) => r.op !== 'ready')) throw new Error(`${name}: a worker did not start`);
       await batch(Math.min(count, 100));
     },

@@ -65,51 +65,76 @@ const REPLY_NONE = 0xff;
 const DEST_TYPE_SEND = 17;
 const DEST_TYPE_SEND_ONCE = 18;
 const MAX_ID = 2 ** 53;
-/** Below this many bytes a byte loop beats allocating a view for `set` (see decodeBody). */
-const SMALL_BODY = 64;
+/** Below this many bytes a byte loop beats a native copy call. */
+const SMALL_BODY = 128;
 
 /** Bytes `encodeKmsg` writes for `msg`. */
 export function encodedLength(msg: WireKmsg): number {
   return KMSG_HEADER_BYTES + KMSG_RIGHT_BYTES * msg.rights.length + msg.body.length;
 }
 
+/** A DataView and a Uint8Array over the whole of one buffer; offsets below are into it. */
+interface Memory {
+  readonly view: DataView;
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * The memory of the SharedArrayBuffer last coded. Records come from the same few rings over
+ * and over, and a fresh DataView per message would cost more than the decoding itself.
+ * Unshared buffers are not kept (they may be large and short-lived).
+ */
+let lastShared: SharedArrayBuffer | undefined;
+let lastMemory: Memory | undefined;
+
+function memoryOf(buffer: ArrayBufferLike): Memory {
+  if (buffer === lastShared) return lastMemory!;
+  const memory = { view: new DataView(buffer), bytes: new Uint8Array(buffer) };
+  if (buffer instanceof SharedArrayBuffer) {
+    lastShared = buffer;
+    lastMemory = memory;
+  }
+  return memory;
+}
+
 /**
  * Writes `msg` at `offset` of `target` and returns the bytes written (`encodedLength(msg)`).
- * Throws RangeError, having checked every field before writing the variable part, when a field
- * is out of its range or the message does not fit.
+ * Throws RangeError, having written nothing, when a field is out of its range or the message
+ * does not fit.
  */
 export function encodeKmsg(msg: WireKmsg, target: DataView | Uint8Array, offset = 0): number {
-  const view = target instanceof DataView ? target : new DataView(target.buffer, target.byteOffset, target.byteLength);
   const length = encodedLength(msg);
   checkKmsg(msg);
-  if (!Number.isInteger(offset) || offset < 0 || offset + length > view.byteLength) {
-    throw new RangeError(`kmsg of ${length} bytes does not fit at offset ${offset} of ${view.byteLength}`);
+  if (!Number.isInteger(offset) || offset < 0 || offset + length > target.byteLength) {
+    throw new RangeError(`kmsg of ${length} bytes does not fit at offset ${offset} of ${target.byteLength}`);
   }
+  const { view, bytes } = memoryOf(target.buffer);
+  const base = target.byteOffset + offset;
   const { rights, body } = msg;
   const count = rights.length;
-  view.setFloat64(offset + DEST, msg.dest, true);
-  view.setFloat64(offset + SENDER, msg.sender, true);
-  view.setFloat64(offset + REPLY_PORT, msg.reply === null ? 0 : msg.reply.port, true);
-  view.setUint32(offset + BITS, msg.bits, true);
-  view.setInt32(offset + ID, msg.id, true);
-  view.setUint32(offset + SEQ, msg.seq, true);
-  view.setUint32(offset + BODY_LENGTH, body.length, true);
-  view.setUint32(offset + RIGHT_COUNT, count, true);
-  view.setUint8(offset + DEST_TYPE, msg.destType);
-  view.setUint8(offset + REPLY_KIND, msg.reply === null ? REPLY_NONE : msg.reply.kind);
-  view.setUint16(offset + RESERVED, 0, true);
-  const ports = offset + KMSG_HEADER_BYTES;
+  view.setFloat64(base + DEST, msg.dest, true);
+  view.setFloat64(base + SENDER, msg.sender, true);
+  view.setFloat64(base + REPLY_PORT, msg.reply === null ? 0 : msg.reply.port, true);
+  view.setUint32(base + BITS, msg.bits, true);
+  view.setInt32(base + ID, msg.id, true);
+  view.setUint32(base + SEQ, msg.seq, true);
+  view.setUint32(base + BODY_LENGTH, body.length, true);
+  view.setUint32(base + RIGHT_COUNT, count, true);
+  view.setUint8(base + DEST_TYPE, msg.destType);
+  view.setUint8(base + REPLY_KIND, msg.reply === null ? REPLY_NONE : msg.reply.kind);
+  view.setUint16(base + RESERVED, 0, true);
+  const ports = base + KMSG_HEADER_BYTES;
   const kinds = ports + 8 * count;
   for (let i = 0; i < count; i++) {
     const right = rights[i]!;
     view.setFloat64(ports + 8 * i, right.port, true);
-    view.setUint8(kinds + i, right.kind);
+    bytes[kinds + i] = right.kind;
   }
   const at = kinds + count;
   if (body.length < SMALL_BODY) {
-    for (let i = 0; i < body.length; i++) view.setUint8(at + i, body[i]!);
+    for (let i = 0; i < body.length; i++) bytes[at + i] = body[i]!;
   } else {
-    new Uint8Array(view.buffer, view.byteOffset + at, body.length).set(body);
+    bytes.set(body, at);
   }
   return length;
 }
@@ -120,51 +145,51 @@ export function encodeKmsg(msg: WireKmsg, target: DataView | Uint8Array, offset 
  * Throws RangeError when the bytes are not one well-formed kmsg of exactly `length` bytes.
  */
 export function decodeKmsg(source: DataView | Uint8Array, offset = 0, length = source.byteLength - offset): WireKmsg {
-  const view = source instanceof DataView ? source : new DataView(source.buffer, source.byteOffset, source.byteLength);
-  if (!Number.isInteger(offset) || offset < 0 || length < KMSG_HEADER_BYTES || offset + length > view.byteLength) {
+  if (!Number.isInteger(offset) || offset < 0 || length < KMSG_HEADER_BYTES || offset + length > source.byteLength) {
     throw new RangeError(`no kmsg header in ${length} bytes at offset ${offset}`);
   }
-  const count = view.getUint32(offset + RIGHT_COUNT, true);
-  const bodyLength = view.getUint32(offset + BODY_LENGTH, true);
+  const { view, bytes } = memoryOf(source.buffer);
+  const base = source.byteOffset + offset;
+  const count = view.getUint32(base + RIGHT_COUNT, true);
+  const bodyLength = view.getUint32(base + BODY_LENGTH, true);
   if (KMSG_HEADER_BYTES + KMSG_RIGHT_BYTES * count + bodyLength !== length) {
     throw new RangeError(`kmsg with ${count} rights and ${bodyLength} body bytes is not ${length} bytes`);
   }
-  const destType = view.getUint8(offset + DEST_TYPE);
-  const replyKind = view.getUint8(offset + REPLY_KIND);
+  const destType = bytes[base + DEST_TYPE]!;
+  const replyKind = bytes[base + REPLY_KIND]!;
   if ((destType !== DEST_TYPE_SEND && destType !== DEST_TYPE_SEND_ONCE) || (replyKind > 3 && replyKind !== REPLY_NONE)) {
     throw new RangeError(`kmsg with destType ${destType} and reply kind ${replyKind}`);
   }
-  const ports = offset + KMSG_HEADER_BYTES;
+  const ports = base + KMSG_HEADER_BYTES;
   const kinds = ports + 8 * count;
   const rights = new Array<WireRight>(count);
   for (let i = 0; i < count; i++) {
-    const kind = view.getUint8(kinds + i);
+    const kind = bytes[kinds + i]!;
     if (kind > 3) throw new RangeError(`kmsg right ${i} has kind ${kind}`);
     rights[i] = { kind: kind as WireRight['kind'], port: view.getFloat64(ports + 8 * i, true) };
   }
+  const at = kinds + count;
+  let body: Uint8Array;
+  if (bodyLength < SMALL_BODY) {
+    body = new Uint8Array(bodyLength);
+    for (let i = 0; i < bodyLength; i++) body[i] = bytes[at + i]!;
+  } else {
+    // slice() of a view on a SharedArrayBuffer copies into a new, unshared ArrayBuffer.
+    body = bytes.slice(at, at + bodyLength);
+  }
   return {
-    dest: view.getFloat64(offset + DEST, true),
+    dest: view.getFloat64(base + DEST, true),
     destType,
-    bits: view.getUint32(offset + BITS, true),
-    id: view.getInt32(offset + ID, true),
-    sender: view.getFloat64(offset + SENDER, true),
-    seq: view.getUint32(offset + SEQ, true),
+    bits: view.getUint32(base + BITS, true),
+    id: view.getInt32(base + ID, true),
+    sender: view.getFloat64(base + SENDER, true),
+    seq: view.getUint32(base + SEQ, true),
     reply: replyKind === REPLY_NONE
       ? null
-      : { kind: replyKind as WireRight['kind'], port: view.getFloat64(offset + REPLY_PORT, true) },
+      : { kind: replyKind as WireRight['kind'], port: view.getFloat64(base + REPLY_PORT, true) },
     rights,
-    body: decodeBody(view, kinds + count, bodyLength),
+    body,
   };
-}
-
-function decodeBody(view: DataView, at: number, length: number): Uint8Array {
-  const body = new Uint8Array(length);
-  if (length < SMALL_BODY) {
-    for (let i = 0; i < length; i++) body[i] = view.getUint8(at + i);
-  } else {
-    body.set(new Uint8Array(view.buffer, view.byteOffset + at, length));
-  }
-  return body;
 }
 
 const isId = (value: number): boolean => Number.isInteger(value) && value >= 0 && value <= MAX_ID;

@@ -281,15 +281,13 @@ export class Doorbell {
   ring(node: number): void {
     const cell = node * DOORBELL_CELL_WORDS;
     if (node !== this.node) this.#rang = true;
-    // Order matters: bump, then look. All four are seq-cst, so either our load of sleeping comes
-    // after the consumer's store of 1 (it will see the new sequence in waitAsync, or we wake it),
-    // or before it (and its re-check after that store sees our record). See wait().
+    // Bump, then look: why no wake-up is lost is argued in wait().
     Atomics.add(this.#cells, cell + SEQUENCE, 1);
-    // Load before exchange keeps the common case (awake consumer) a plain read; the exchange
-    // lets exactly one producer pay for the notify per sleep.
-    if (Atomics.load(this.#cells, cell + SLEEPING) !== 0 && Atomics.exchange(this.#cells, cell + SLEEPING, 0) !== 0) {
-      Atomics.notify(this.#cells, cell + SEQUENCE);
-    }
+    // Only the consumer clears sleeping. Clearing it here (exchange, so one producer pays per
+    // sleep) loses wake-ups: our load can see the 1 of a sleep that already ended, and the
+    // exchange then clears the 1 of the next one with a notify that came before its waitAsync
+    // and a bump it had already read. The consumer then sleeps with nobody left to wake it.
+    if (Atomics.load(this.#cells, cell + SLEEPING) !== 0) Atomics.notify(this.#cells, cell + SEQUENCE);
   }
 
   /** Whether this handle rang another node since the last call. serve() spins only then. */
@@ -307,9 +305,11 @@ export class Doorbell {
    *
    *   1. read the sequence s;  2. sleeping = 1;  3. pending()? then return;  4. waitAsync(sequence, s)
    *
-   * A producer publishes, bumps the sequence, then reads sleeping. If it read 0, its record was
-   * published before step 2, so step 3 sees it. If it read 1, it notifies; and if that notify
-   * comes before step 4 registers, the sequence is no longer s and waitAsync returns 'not-equal'.
+   * A producer publishes its record, bumps the sequence (B), then reads sleeping (L); all are
+   * seq-cst. If B came before step 1, the record was published before step 3, which sees it. If
+   * after, the sequence is no longer s: a step 4 after B returns 'not-equal', and a step 4 that
+   * registered before B is still asleep at L, which comes after step 2 and so reads 1 and
+   * notifies. Only the consumer clears sleeping, once awake (see ring).
    *
    * Resolves 'spun' (the sequence moved while polling), 'pending', or waitAsync's answer ('ok',
    * 'not-equal'); only 'ok' means the event loop turned while we waited.
@@ -345,9 +345,9 @@ export class Doorbell {
 
 /**
  * µs a serve loop polls its doorbell before sleeping, by default. Measured on a 2-core VM
- * (bench/channel.bench.ts): with a core free for each node a kmsg round trip drops from ~30-60 µs
- * (two waitAsync wake-ups) to ~5-15 µs; with the cores contended, a fixed spin makes it 2-3x
- * worse than none, the adaptive spin about equal to none.
+ * (bench/channel.bench.ts, medians of 6 runs): with a core free for each node, a kmsg round trip
+ * takes ~1.9 µs instead of ~57 µs (two waitAsync wake-ups); when the two nodes cannot run at once,
+ * the adaptive spin costs nothing measurable where a fixed one makes round trips 3x slower.
  */
 export const SERVE_DEFAULT_SPIN = 20;
 /** Records delivered between turns of the event loop, by default. */
