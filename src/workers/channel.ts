@@ -405,9 +405,10 @@ export async function serve(readers: readonly (RingReader | null)[], doorbell: D
           sinceTurn = 0;
           await new Promise<void>((resolve) => setImmediate(resolve));
         } else {
-          // Let what the records set off (a resolved receive, a reply being written) run before
-          // we look again or spin.
-          await undefined;
+          // Let what the records set off run to its end before we look again or decide to spin:
+          // a resolved receive reaches the task's reply through a chain of microtasks, and a
+          // reply rung after we looked would find us asleep instead of spinning for its answer.
+          await new Promise<void>((resolve) => setImmediate(resolve));
         }
         continue;
       }
