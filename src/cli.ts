@@ -146,6 +146,12 @@ async function stress(nodes: number, tasksPerNode: number, iterations: number): 
   }
 }
 
+// A reader that stops early (`norma demo | head`) is not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
+
 main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (error: unknown) => {
   console.error(`norma: ${error instanceof Error ? error.message : String(error)}`);
   process.exitCode = 1;
