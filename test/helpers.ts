@@ -2,9 +2,10 @@
  * Shared test helpers: a kernel per test, shut down after it, and snapshots of task state for
  * "a rejected call changes nothing" checks.
  */
-import { afterEach } from 'vitest';
+import { afterEach, assert, expect } from 'vitest';
 import {
-  Kernel, VM_INHERIT_NONE, VM_INHERIT_SHARE, type BootOptions, type RegionInfo, type Task,
+  Kernel, KERN_SUCCESS, VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE, type BootOptions,
+  type RegionInfo, type Task,
 } from 'norma-rt';
 
 const booted: Kernel[] = [];
@@ -54,4 +55,53 @@ export async function threeRegionParent(kernel: Kernel, node = 0) {
 /** The byte at `address` of `task`, by vm_read. */
 export async function byteAt(task: Task, address: number): Promise<number> {
   return (await task.read(address, 1))[0]!;
+}
+
+/**
+ * A 4-page region whose middle two pages are VM_INHERIT_SHARE, passed to a child made by
+ * `create`: the child gets copy, share, copy pieces, the shared one at its offset in the same
+ * object, with every page's contents, and writes reach the parent only through the shared piece.
+ */
+export async function expectSplitRegionPassedPieceByPiece(kernel: Kernel, create: (parent: Task) => Promise<Task>): Promise<void> {
+  const page = kernel.pageSize;
+  const parent = await kernel.bootstrapTask.create();
+  const base = await parent.allocate(4 * page);
+  for (let index = 0; index < 4; index++) await parent.write(base + index * page, new Uint8Array(page).fill(index + 1));
+  await parent.inherit(base + page, 2 * page, VM_INHERIT_SHARE);
+  const object = (await parent.region(base)).object;
+  const child = await create(parent);
+
+  const regions = await child.regions();
+  expect(regions.map(({ address, size, inheritance, offset }) => ({ address, size, inheritance, offset }))).toEqual([
+    { address: base, size: page, inheritance: VM_INHERIT_COPY, offset: 0 },
+    { address: base + page, size: 2 * page, inheritance: VM_INHERIT_SHARE, offset: page },
+    { address: base + 3 * page, size: page, inheritance: VM_INHERIT_COPY, offset: 0 },
+  ]);
+  expect(regions.map((region) => region.object === object)).toEqual([false, true, false]);
+  for (let index = 0; index < 4; index++) {
+    expect(await child.read(base + index * page, page)).toEqual(new Uint8Array(page).fill(index + 1));
+  }
+  await child.write(base + 2 * page, Uint8Array.of(0xee));
+  expect(await byteAt(parent, base + 2 * page)).toBe(0xee);
+  await child.write(base + 3 * page, Uint8Array.of(0xdd));
+  expect(await byteAt(parent, base + 3 * page)).toBe(4);
+}
+
+/** One of the three norma_task_* calls through one face: child of `parent` on `node`. */
+export type NormaCreate = (kernel: Kernel, parent: Task, inheritMemory: boolean, node: number) => Promise<Task>;
+
+const NORMA_METHODS = { norma_task_create: 'createOn', norma_task_clone: 'clone', norma_task_teleport: 'teleport' } as const;
+
+/** A norma_task_* call through both faces, for describe.each: the Task method and kernel.mach. */
+export function normaFaces(call: keyof typeof NORMA_METHODS): Array<[string, NormaCreate]> {
+  const method = NORMA_METHODS[call];
+  return [
+    [`Task.${method}`, (_kernel, parent, inheritMemory, node) => parent[method](node, { inheritMemory })],
+    [`mach.${call}`, async (kernel, parent, inheritMemory, node) => {
+      const reply = await kernel.mach[call](parent, inheritMemory, node);
+      expect(reply.kr).toBe(KERN_SUCCESS);
+      assert(reply.child_task !== undefined, `${call} returned no child_task`);
+      return reply.child_task;
+    }],
+  ];
 }

@@ -8,7 +8,7 @@ import {
   KERN_INVALID_ADDRESS, KERN_INVALID_ARGUMENT, KERN_SUCCESS, VM_INHERIT_COPY, VM_INHERIT_NONE,
   VM_INHERIT_SHARE, krName, type Kernel, type Task,
 } from 'norma-rt';
-import { bootKernel, byteAt, fixture, snapshot, threeRegionParent } from './helpers.js';
+import { bootKernel, byteAt, fixture, normaFaces, snapshot, threeRegionParent } from './helpers.js';
 
 function word(bytes: Uint8Array): number {
   return new DataView(bytes.buffer, bytes.byteOffset, 4).getInt32(0, true);
@@ -18,17 +18,7 @@ async function rejectsWith(promise: Promise<unknown>, kr: number): Promise<void>
   await expect(promise).rejects.toMatchObject({ name: 'KernError', code: krName(kr), kr });
 }
 
-type Clone = (kernel: Kernel, parent: Task, inheritMemory: boolean, node: number) => Promise<Task>;
-
-const faces: Array<[string, Clone]> = [
-  ['Task.clone', (_kernel, parent, inheritMemory, node) => parent.clone(node, { inheritMemory })],
-  ['mach.norma_task_clone', async (kernel, parent, inheritMemory, node) => {
-    const reply = await kernel.mach.norma_task_clone(parent, inheritMemory, node);
-    expect(reply.kr).toBe(KERN_SUCCESS);
-    assert(reply.child_task !== undefined, 'norma_task_clone returned no child_task');
-    return reply.child_task;
-  }],
-];
+const faces = normaFaces('norma_task_clone');
 
 describe.each(faces)('norma_task_clone through %s', (_face, clone) => {
   it('shares every region whatever its inheritance, COPY and NONE included, writes visible both ways', async () => {

@@ -9,7 +9,7 @@ import {
   KERN_INVALID_ADDRESS, KERN_INVALID_ARGUMENT, KERN_NODE_DOWN, KERN_RESOURCE_SHORTAGE, KERN_SUCCESS,
   VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE, krName, type Kernel, type Task,
 } from 'norma-rt';
-import { bootKernel, byteAt, fixture, snapshot, threeRegionParent } from './helpers.js';
+import { bootKernel, byteAt, expectSplitRegionPassedPieceByPiece, fixture, normaFaces, snapshot, threeRegionParent } from './helpers.js';
 
 async function rejectsWith(promise: Promise<unknown>, kr: number): Promise<void> {
   await expect(promise).rejects.toMatchObject({ name: 'KernError', code: krName(kr), kr });
@@ -20,17 +20,7 @@ const waitAsync = (Atomics as unknown as {
   waitAsync(array: Int32Array, index: number, value: number): { async: boolean; value: Promise<string> | string };
 }).waitAsync;
 
-type CreateOn = (kernel: Kernel, parent: Task, inheritMemory: boolean, node: number) => Promise<Task>;
-
-const faces: Array<[string, CreateOn]> = [
-  ['Task.createOn', (_kernel, parent, inheritMemory, node) => parent.createOn(node, { inheritMemory })],
-  ['mach.norma_task_create', async (kernel, parent, inheritMemory, node) => {
-    const reply = await kernel.mach.norma_task_create(parent, inheritMemory, node);
-    expect(reply.kr).toBe(KERN_SUCCESS);
-    assert(reply.child_task !== undefined, 'norma_task_create returned no child_task');
-    return reply.child_task;
-  }],
-];
+const faces = normaFaces('norma_task_create');
 
 describe.each(faces)('norma_task_create through %s', (_face, createOn) => {
   it('creates the child on child_node with no threads, sharing a VM_INHERIT_SHARE region both ways', async () => {
@@ -145,29 +135,7 @@ describe('norma_task_create', () => {
   });
 
   it('passes a region split by vm_inherit piece by piece: COPY pieces copied, the SHARE piece mapped at its offset in the same object', async () => {
-    const kernel = await bootKernel();
-    const page = kernel.pageSize;
-    const parent = await kernel.bootstrapTask.create();
-    const base = await parent.allocate(4 * page);
-    for (let index = 0; index < 4; index++) await parent.write(base + index * page, new Uint8Array(page).fill(index + 1));
-    await parent.inherit(base + page, 2 * page, VM_INHERIT_SHARE);
-    const object = (await parent.region(base)).object;
-    const child = await parent.createOn(1);
-
-    const regions = await child.regions();
-    expect(regions.map(({ address, size, inheritance, offset }) => ({ address, size, inheritance, offset }))).toEqual([
-      { address: base, size: page, inheritance: VM_INHERIT_COPY, offset: 0 },
-      { address: base + page, size: 2 * page, inheritance: VM_INHERIT_SHARE, offset: page },
-      { address: base + 3 * page, size: page, inheritance: VM_INHERIT_COPY, offset: 0 },
-    ]);
-    expect(regions.map((region) => region.object === object)).toEqual([false, true, false]);
-    for (let index = 0; index < 4; index++) {
-      expect(await child.read(base + index * page, page)).toEqual(new Uint8Array(page).fill(index + 1));
-    }
-    await child.write(base + 2 * page, Uint8Array.of(0xee));
-    expect(await byteAt(parent, base + 2 * page)).toBe(0xee);
-    await child.write(base + 3 * page, Uint8Array.of(0xdd));
-    expect(await byteAt(parent, base + 3 * page)).toBe(4);
+    await expectSplitRegionPassedPieceByPiece(await bootKernel(), (parent) => parent.createOn(1));
   });
 
   it('gives the remote child the parent security token and ledgers', async () => {

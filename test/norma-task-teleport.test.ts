@@ -9,7 +9,7 @@ import {
   KERN_INVALID_ARGUMENT, KERN_SUCCESS, KERN_TERMINATED, VM_INHERIT_COPY, VM_INHERIT_NONE,
   VM_INHERIT_SHARE, VM_PROT_READ, krName, type Kernel, type Task,
 } from 'norma-rt';
-import { bootKernel, fixture, snapshot, threeRegionParent } from './helpers.js';
+import { bootKernel, fixture, normaFaces, snapshot, threeRegionParent } from './helpers.js';
 
 async function rejectsWith(promise: Promise<unknown>, kr: number): Promise<void> {
   await expect(promise).rejects.toMatchObject({ name: 'KernError', code: krName(kr), kr });
@@ -21,17 +21,7 @@ function layout(regions: Awaited<ReturnType<Task['regions']>>) {
     ({ address, size, protection, maxProtection, inheritance, offset, object }));
 }
 
-type Teleport = (kernel: Kernel, parent: Task, inheritMemory: boolean, node: number) => Promise<Task>;
-
-const faces: Array<[string, Teleport]> = [
-  ['Task.teleport', (_kernel, parent, inheritMemory, node) => parent.teleport(node, { inheritMemory })],
-  ['mach.norma_task_teleport', async (kernel, parent, inheritMemory, node) => {
-    const reply = await kernel.mach.norma_task_teleport(parent, inheritMemory, node);
-    expect(reply.kr).toBe(KERN_SUCCESS);
-    assert(reply.child_task !== undefined, 'norma_task_teleport returned no child_task');
-    return reply.child_task;
-  }],
-];
+const faces = normaFaces('norma_task_teleport');
 
 describe.each(faces)('norma_task_teleport through %s', (_face, teleport) => {
   it('moves all the memory to the child on child_node, contents and inheritance intact, shared with nobody', async () => {

@@ -8,7 +8,7 @@ import {
   DEFAULT_PAGE_SIZE, KERN_INVALID_ADDRESS, KERN_INVALID_ARGUMENT, KERN_RESOURCE_SHORTAGE, KERN_SUCCESS, VM_INHERIT_COPY, VM_INHERIT_NONE,
   VM_INHERIT_SHARE, VM_PROT_ALL, VM_PROT_READ, krName, type Kernel, type Ledger, type Task,
 } from 'norma-rt';
-import { bootKernel, byteAt, snapshot, threeRegionParent } from './helpers.js';
+import { bootKernel, byteAt, expectSplitRegionPassedPieceByPiece, snapshot, threeRegionParent } from './helpers.js';
 
 async function rejectsWith(promise: Promise<unknown>, kr: number): Promise<void> {
   await expect(promise).rejects.toMatchObject({ name: 'KernError', code: krName(kr), kr });
@@ -113,29 +113,7 @@ describe('task_create', () => {
   });
 
   it('passes a region split by vm_inherit piece by piece: COPY pieces copied, the SHARE piece mapped at its offset in the same object', async () => {
-    const kernel = await bootKernel();
-    const page = kernel.pageSize;
-    const parent = await kernel.bootstrapTask.create();
-    const base = await parent.allocate(4 * page);
-    for (let index = 0; index < 4; index++) await parent.write(base + index * page, new Uint8Array(page).fill(index + 1));
-    await parent.inherit(base + page, 2 * page, VM_INHERIT_SHARE);
-    const object = (await parent.region(base)).object;
-    const child = await parent.create();
-
-    const regions = await child.regions();
-    expect(regions.map(({ address, size, inheritance, offset }) => ({ address, size, inheritance, offset }))).toEqual([
-      { address: base, size: page, inheritance: VM_INHERIT_COPY, offset: 0 },
-      { address: base + page, size: 2 * page, inheritance: VM_INHERIT_SHARE, offset: page },
-      { address: base + 3 * page, size: page, inheritance: VM_INHERIT_COPY, offset: 0 },
-    ]);
-    expect(regions.map((region) => region.object === object)).toEqual([false, true, false]);
-    for (let index = 0; index < 4; index++) {
-      expect(await child.read(base + index * page, page)).toEqual(new Uint8Array(page).fill(index + 1));
-    }
-    await child.write(base + 2 * page, Uint8Array.of(0xee));
-    expect(await byteAt(parent, base + 2 * page)).toBe(0xee);
-    await child.write(base + 3 * page, Uint8Array.of(0xdd));
-    expect(await byteAt(parent, base + 3 * page)).toBe(4);
+    await expectSplitRegionPassedPieceByPiece(await bootKernel(), (parent) => parent.create());
   });
 
   it('gives the child the parent security token, set through either face', async () => {
