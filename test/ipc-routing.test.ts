@@ -10,7 +10,8 @@ import {
   KERN_INVALID_NAME, MACH_MSG_TYPE_COPY_SEND, MACH_MSG_TYPE_MAKE_SEND, MACH_MSG_TYPE_MOVE_RECEIVE,
   MACH_MSG_TYPE_MOVE_SEND, MACH_MSG_TYPE_PORT_RECEIVE, MACH_MSG_TYPE_PORT_SEND, MACH_PORT_LIMITS_INFO,
   MACH_PORT_QLIMIT_MAX, MACH_PORT_RIGHT_PORT_SET, MACH_PORT_TYPE_RECEIVE, MACH_PORT_TYPE_SEND,
-  MACH_RCV_PORT_CHANGED, type Kernel, type Task,
+  MACH_RCV_PORT_CHANGED, KERN_SUCCESS, MACH_MSG_TYPE_MAKE_SEND_ONCE, MACH_NOTIFY_NO_SENDERS, MACH_PORT_NULL,
+  type Kernel, type Task,
 } from 'norma-rt';
 import { bootKernel, fixture } from './helpers.js';
 
@@ -255,5 +256,38 @@ describe('receive right migration under concurrent senders', () => {
     expect(await waiting).toBe(MACH_RCV_PORT_CHANGED);
     await sender!.send({ remotePort: SEND, remoteDisposition: MACH_MSG_TYPE_COPY_SEND, id: 1 });
     expect((await next.receive(RECEIVE, { timeout: 5000 })).id).toBe(1);
+  });
+});
+
+describe('requests on a receive right whose queue is still on its way', () => {
+  it('mach_port_request_notification (no-senders) and mach_port_get_attributes wait for the queue, then answer for it', async () => {
+    const kernel = await bootKernel();
+    const first = await newTask(kernel, 0);
+    const next = await newTask(kernel, 1);
+    const port = await first.allocatePort();
+    const notify = await next.allocatePort();
+    await first.setPortAttributes(port, MACH_PORT_LIMITS_INFO, { queue_limit: 9 });
+    const right = await first.extractRight(port, MACH_MSG_TYPE_MOVE_RECEIVE);
+
+    // Hold node 0, where the queue is: node 1 gets the right but cannot have the queue yet.
+    const gateTask = await newTask(kernel, 0);
+    const gate = await gateTask.allocate(kernel.pageSize);
+    const view = await gateTask.view(gate, 8);
+    const words = new Int32Array(view.buffer, view.byteOffset, 2);
+    const held = gateTask.execute(GATE, 'hold', gate);
+    const entered = Atomics.waitAsync(words, 1, 0);
+    if (entered.async) await entered.value;
+    await next.insertRight(RECEIVE, right, MACH_MSG_TYPE_MOVE_RECEIVE);
+    const requested = kernel.mach.mach_port_request_notification(next, RECEIVE, MACH_NOTIFY_NO_SENDERS, 0, notify,
+      MACH_MSG_TYPE_MAKE_SEND_ONCE);
+    const limits = next.portAttributes(RECEIVE, MACH_PORT_LIMITS_INFO);
+    Atomics.store(words, 0, 1);
+    Atomics.notify(words, 0);
+    expect(await held).toEqual({ node: 0 });
+
+    expect(await requested).toEqual({ kr: KERN_SUCCESS, previous: MACH_PORT_NULL });
+    expect(await limits).toEqual({ queue_limit: 9 });
+    // No send right exists: the request fires at once, from the port's new node.
+    expect(await next.receive(notify, { timeout: 5000 })).toMatchObject({ id: MACH_NOTIFY_NO_SENDERS });
   });
 });

@@ -86,6 +86,16 @@ export class TaskIpc {
   /** The name of the task's own kernel port in its space (mach_task_self). */
   get selfName(): PortName { return this.space.lookupPort(this.taskPort) ?? (MACH_PORT_NULL as PortName); }
 
+  /**
+   * Resolves once the queue of the receive right `name` is on this node (at once when it is, or
+   * when `name` holds no receive right): requests and status on a port need its queue here.
+   */
+  async settleReceiveRight(name: number): Promise<void> {
+    const entry = this.space.lookup(name as PortName);
+    if (entry?.port == null || (entry.type & MACH_PORT_TYPE_RECEIVE) === 0 || this.#ipc.local(entry.port) !== undefined) return;
+    await this.#ipc.settled(entry.port);
+  }
+
   /** The task whose kernel port `name` holds a send right to, if it does and the task lives. */
   taskOfName(name: number): TaskId | undefined {
     this.#refresh(name);

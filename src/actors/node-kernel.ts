@@ -436,10 +436,14 @@ export class NodeKernel implements NodeApi {
   portExtractRight(id: TaskId, name: number, msgtName: number) {
     return this.#ipcOf(id)?.extractRight(name, msgtName) ?? { kr: KERN_INVALID_ARGUMENT };
   }
-  portRequestNotification(id: TaskId, name: number, variant: number, sync: number, notify: number, notifyPoly: number) {
+  /** Waits for a migrating receive right's queue first: the request is kept with the queue. */
+  async portRequestNotification(id: TaskId, name: number, variant: number, sync: number, notify: number, notifyPoly: number) {
+    await this.#ipcOf(id)?.settleReceiveRight(name);
     return this.#ipcOf(id)?.requestNotification(name, variant, sync, notify, notifyPoly) ?? { kr: KERN_INVALID_ARGUMENT, previous: 0 };
   }
-  portGetAttributes(id: TaskId, name: number, flavor: number) {
+  /** Waits for a migrating receive right's queue first, so the status is the queue's. */
+  async portGetAttributes(id: TaskId, name: number, flavor: number) {
+    await this.#ipcOf(id)?.settleReceiveRight(name);
     return this.#ipcOf(id)?.getAttributes(name, flavor) ?? { kr: KERN_INVALID_ARGUMENT };
   }
   portSetAttributes(id: TaskId, name: number, flavor: number, info: unknown) {

@@ -362,8 +362,8 @@ export interface NodeApi {
   portInsertRight(task: TaskId, name: number, poly: number | RightInTransit, polyPoly: number): KrReply;
   portExtractRight(task: TaskId, name: number, msgtName: number): { kr: number; right?: RightInTransit; type?: number };
   portRequestNotification(task: TaskId, name: number, variant: number, sync: number, notify: number,
-    notifyPoly: number): { kr: number; previous: number };
-  portGetAttributes(task: TaskId, name: number, flavor: number): { kr: number; info?: unknown };
+    notifyPoly: number): Promise<{ kr: number; previous: number }>;
+  portGetAttributes(task: TaskId, name: number, flavor: number): Promise<{ kr: number; info?: unknown }>;
   portSetAttributes(task: TaskId, name: number, flavor: number, info: unknown): KrReply;
   /** mach_msg: send `msg` (MACH_SEND_MSG), then receive on `rcvName` (MACH_RCV_MSG). */
   machMsg(task: TaskId, msg: MachMsgSend | null, option: number, rcvName: number, timeout: number):
