@@ -22,7 +22,7 @@ const PAGE_SIZES = [4096, 16384] as const;
 function fakeFactory(): { create: ObjectFactory; made: MemoryObject[] } {
   const made: MemoryObject[] = [];
   const create: ObjectFactory = (size) => {
-    const object = new MemoryObject({ home: 0 as NodeId, slot: made.length, sab: new SharedArrayBuffer(size) });
+    const object = new MemoryObject({ home: 0 as NodeId, slot: made.length, generation: 1, sab: new SharedArrayBuffer(size) });
     made.push(object);
     return { kr: KERN_SUCCESS, object };
   };
@@ -438,7 +438,7 @@ describe('VmMap.read, write, copy and view', () => {
 
 describe('VmMapStore', () => {
   const entry = (start: number, end: number): VmMapEntry => ({
-    start, end, object: new MemoryObject({ home: 0 as NodeId, slot: start, sab: new SharedArrayBuffer(0) }),
+    start, end, object: new MemoryObject({ home: 0 as NodeId, slot: start, generation: 1, sab: new SharedArrayBuffer(0) }),
     offset: 0, protection: VM_PROT_DEFAULT, maxProtection: VM_PROT_ALL, inheritance: VM_INHERIT_COPY,
   });
 

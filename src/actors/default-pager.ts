@@ -40,8 +40,8 @@ export class DefaultPager implements Pager {
     }
     if (slot === this.#nextSlot) this.#nextSlot++;
     else this.#freeSlots.pop();
-    const object = new MemoryObject({ home: this.#node, slot, sab });
-    this.#references.initialize(object, 1);
+    const generation = this.#references.initialize({ home: this.#node, slot }, 1);
+    const object = new MemoryObject({ home: this.#node, slot, generation, sab });
     this.#resident.set(slot, { object, ledger });
     this.#bytes += size;
     return { kr: KERN_SUCCESS, object };
@@ -54,6 +54,12 @@ export class DefaultPager implements Pager {
     this.#freeSlots.push(slot);
     this.#bytes -= resident.object.size;
     resident.ledger.credit(resident.object.size);
+  }
+
+  /** The buffer of the live object in `slot` with `generation`, if there is one. */
+  buffer(slot: number, generation?: number): SharedArrayBuffer | undefined {
+    const object = this.#resident.get(slot)?.object;
+    return object !== undefined && (generation === undefined || object.generation === generation) ? object.sab : undefined;
   }
 
   info(): PagerInfo {

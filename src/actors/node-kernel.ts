@@ -15,6 +15,7 @@ import {
   type KrReply, type MemoryObjectName, type NodeApi, type NodeStartup, type PagerInfo,
   type RegionInfo, type ReleasingReply, type SerializedError, type TaskBasicInfo, type TaskImage,
   type TaskLedgers, type ViewReply, type InheritedPorts, type IpcTraffic, type NodeToNode,
+  type ImageObject, REF_TABLE_SLOTS,
 } from '../shared/protocol.js';
 import {
   isSecurityToken, makeTaskId, taskIdNode, type NodeId, type SecurityToken, type TaskId,
@@ -30,7 +31,7 @@ import { taskMach, type CallOnTask, type TaskMach } from '../shared/task-facade.
 import { isLedgerRef, Ledger } from './ledger.js';
 import { MemoryObject, ObjectReferences } from './memory-object.js';
 import { TaskActor } from './task.js';
-import { VmMap, type VmMapEntry } from './vm-map.js';
+import { VmMap, type VmMapEntry, type VmMapHooks } from './vm-map.js';
 
 /** What user code run in a task (taskExecute) receives as its first argument. */
 export interface TaskContext {
@@ -85,12 +86,45 @@ export class NodeKernel implements NodeApi {
     });
   }
 
+  /**
+   * The buffers of the objects some task on this node maps, by object key: what an image for
+   * this node may leave out. The shared table's resident bit for this node is set while an
+   * entry lives, and cleared before the last map's reference goes, so a slot reused for another
+   * object never shows this node resident.
+   */
+  readonly #held = new Map<number, { readonly object: MemoryObject; maps: number }>();
+  readonly #buffers: VmMapHooks = {
+    mapped: (object) => {
+      const held = this.#held.get(object.key);
+      if (held !== undefined && held.object.generation === object.generation) {
+        held.maps++;
+        return;
+      }
+      this.#held.set(object.key, { object, maps: 1 });
+      if (object.home !== this.id) this.#references.setResident(object, this.id, true);
+    },
+    unmapped: (object) => {
+      const held = this.#held.get(object.key);
+      if (held === undefined || --held.maps > 0) return;
+      this.#held.delete(object.key);
+      if (object.home !== this.id) this.#references.setResident(object, this.id, false);
+    },
+  };
+
+  /** The buffer of an image object: carried, held here, or (homed here) the pager's own. */
+  #bufferOf(object: ImageObject): SharedArrayBuffer | undefined {
+    if (object.sab !== null) return object.sab;
+    const held = this.#held.get(object.home * REF_TABLE_SLOTS + object.slot)?.object;
+    if (held !== undefined && held.generation === object.generation) return held.sab;
+    return object.home === this.id ? this.#pager.buffer(object.slot, object.generation) : undefined;
+  }
+
   /** IPC traffic from another node. */
   receiveTraffic(traffic: IpcTraffic): void { this.#ipc.receiveTraffic(traffic); }
 
   #newTask(token: SecurityToken, ledgers: TaskLedgers, ports: InheritedPorts | null): TaskActor {
     const task = new TaskActor(makeTaskId(this.id, this.#nextTask++), this.id,
-      new VmMap(this.pageSize), token, ledgers,
+      new VmMap(this.pageSize, undefined, this.#buffers), token, ledgers,
       (actor) => new TaskIpc(this.#ipc, actor.id, this.#oolMemory(actor), ports));
     this.#tasks.set(task.id, task);
     return task;
@@ -176,26 +210,59 @@ export class NodeKernel implements NodeApi {
       return { kr: KERN_INVALID_ARGUMENT };
     }
     if (mode === 'teleport' && childNode === this.id) return { kr: KERN_SUCCESS, child: parent.id };
-    const captured = this.#capture(parent, mode, inheritMemory, ledgers ?? parent.ledgers);
+    const captured = this.#capture(parent, mode, inheritMemory, ledgers ?? parent.ledgers, childNode);
     if (captured.image === undefined) return { kr: captured.kr };
     const released = mode === 'teleport' ? this.#terminate(parent) : [];
-    if (childNode === this.id) return { kr: KERN_SUCCESS, child: this.#adopt(captured.image).id, released };
+    if (childNode === this.id) {
+      const objects = imageObjects(captured.image);
+      return { kr: KERN_SUCCESS, child: this.#adopt(captured.image, objects, objects.map((object) => this.#bufferOf(object)!)).id, released };
+    }
     return { kr: KERN_SUCCESS, image: captured.image, released, childNode };
   }
 
   /**
    * norma_task_* child half: builds the child from an image captured on the parent's node.
-   * Returns the fork reply the host is waiting for, passing on the parent's `released`.
+   * An image leaves out buffers this node held when it was made; one let go of since is fetched
+   * from its home pager (the image's reference keeps the object alive there).
+   * Returns the fork reply the host is waiting for, passing on the parent's `released`;
+   * KERN_NODE_DOWN when a home node is down (the image's references are dropped).
    */
-  taskAdopt(image: TaskImage, released: readonly MemoryObjectName[]): ForkReply {
-    return { kr: KERN_SUCCESS, child: this.#adopt(image).id, released };
+  taskAdopt(image: TaskImage, released: readonly MemoryObjectName[]): ForkReply | Promise<ForkReply> {
+    const objects = imageObjects(image);
+    const buffers = objects.map((object) => this.#bufferOf(object));
+    if (!buffers.includes(undefined)) return { kr: KERN_SUCCESS, child: this.#adopt(image, objects, buffers as SharedArrayBuffer[]).id, released };
+    return this.#adoptFetching(image, released, objects, buffers);
   }
 
-  #adopt(image: TaskImage): TaskActor {
+  async #adoptFetching(image: TaskImage, released: readonly MemoryObjectName[], objects: ImageObject[],
+    buffers: (SharedArrayBuffer | undefined)[]): Promise<ForkReply> {
+    const byHome = new Map<NodeId, number[]>();
+    buffers.forEach((buffer, index) => {
+      if (buffer === undefined) byHome.set(objects[index]!.home, [...(byHome.get(objects[index]!.home) ?? []), index]);
+    });
+    for (const [home, indices] of byHome) {
+      const reply = await this.#callNode(home, 'pagerBuffers', [indices.map((index) => objects[index]!.slot)]) as
+        { kr: number; buffers?: SharedArrayBuffer[] };
+      if (reply.buffers === undefined) {
+        this.#releaseNow(this.imageRelease(image).released);
+        return { kr: reply.kr === KERN_SUCCESS ? KERN_FAILURE : reply.kr, released };
+      }
+      indices.forEach((index, at) => { buffers[index] = reply.buffers![at]; });
+    }
+    return { kr: KERN_SUCCESS, child: this.#adopt(image, objects, buffers as SharedArrayBuffer[]).id, released };
+  }
+
+  #adopt(image: TaskImage, objects: readonly ImageObject[], buffers: readonly SharedArrayBuffer[]): TaskActor {
     const child = this.#newTask(image.token, image.ledgers, image.ports);
-    const objects = imageObjects(image).map((ref) => new MemoryObject(ref));
-    for (const entry of imageEntries(image, objects)) child.map.enter(entry);
+    const mapped = objects.map((object, index) => new MemoryObject({ ...object, sab: buffers[index]! }));
+    for (const entry of imageEntries(image, mapped)) child.map.enter(entry);
     return child;
+  }
+
+  /** The buffers of live objects homed here, for a node adopting an image that only named them. */
+  pagerBuffers(slots: readonly number[]): { kr: number; buffers?: SharedArrayBuffer[] } {
+    const buffers = slots.map((slot) => this.#pager.buffer(slot));
+    return buffers.includes(undefined) ? { kr: KERN_INVALID_ARGUMENT } : { kr: KERN_SUCCESS, buffers: buffers as SharedArrayBuffer[] };
   }
 
   /**
@@ -204,9 +271,11 @@ export class NodeKernel implements NodeApi {
    * inheritance values. All copies are made before any reference is taken, so a shortage part
    * way through can be undone completely.
    */
-  #capture(parent: TaskActor, mode: ForkMode, inheritMemory: boolean, ledgers: TaskLedgers):
+  #capture(parent: TaskActor, mode: ForkMode, inheritMemory: boolean, ledgers: TaskLedgers, childNode: NodeId):
     { kr: number; image?: TaskImage } {
-    const image = new TaskImageWriter();
+    // Buffers the child's node holds already are named, not carried (a copy is new everywhere).
+    const image = new TaskImageWriter((object) => childNode !== this.id && object.generation !== 0 &&
+      this.#references.isResident(object, childNode));
     if (!inheritMemory) return { kr: KERN_SUCCESS, image: image.finish(parent.token, ledgers, parent.ipc.inheritable()) };
     const paged = new Ledger(ledgers[1]);
     const copies: MemoryObject[] = [];

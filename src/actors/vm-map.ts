@@ -15,6 +15,15 @@ import { VmMapStore, type VmMapEntry } from './vm-map-store.js';
 
 export type { VmMapEntry } from './vm-map-store.js';
 
+/**
+ * Told when an object becomes mapped by this map and when no entry of it maps the object any
+ * more, before the caller drops the map's reference (the node keeps its buffers by these).
+ */
+export interface VmMapHooks {
+  mapped(object: MemoryObject): void;
+  unmapped(object: MemoryObject): void;
+}
+
 /** Makes the object behind a new allocation (the pager's memory_object_create). */
 export type ObjectFactory = (size: number) => { kr: number; object?: MemoryObject };
 
@@ -34,10 +43,13 @@ export class VmMap {
   readonly #mapped = new Map<number, { object: MemoryObject; entries: number }>();
   #virtualSize = 0;
 
-  constructor(pageSize: number, maxAddress = 2 ** 47) {
+  readonly #hooks: VmMapHooks | undefined;
+
+  constructor(pageSize: number, maxAddress = 2 ** 47, hooks?: VmMapHooks) {
     this.pageSize = pageSize;
     this.minAddress = pageSize;
     this.maxAddress = maxAddress;
+    this.#hooks = hooks;
   }
 
   get regionCount(): number { return this.#store.count; }
@@ -112,6 +124,7 @@ export class VmMap {
       return false;
     }
     this.#mapped.set(object.key, { object, entries: 1 });
+    this.#hooks?.mapped(object);
     return true;
   }
 
@@ -120,6 +133,7 @@ export class VmMap {
     const mapped = this.#mapped.get(object.key)!;
     if (--mapped.entries > 0) return false;
     this.#mapped.delete(object.key);
+    this.#hooks?.unmapped(object);
     return true;
   }
 
@@ -223,6 +237,7 @@ export class VmMap {
     const objects = [...this.#mapped.values()].map((mapped) => mapped.object);
     this.#store.removeRange(0, this.#store.count);
     this.#mapped.clear();
+    for (const object of objects) this.#hooks?.unmapped(object);
     this.#virtualSize = 0;
     return objects;
   }

@@ -131,20 +131,34 @@ export type NodeToNode = NodeAdopt | NodeAdopted | NodeRelease | NodeIpcTraffic 
 export type NodeToHost = NodeReady | NodeReturn | NodeFault;
 
 /**
- * Memory-object reference counts live in one Int32Array per home pager, shared by every node,
- * so mapping an object on any node takes its reference with one Atomics.add and no message.
+ * Memory-object state lives in one Int32Array per home pager, shared by every node, so mapping
+ * an object on any node takes its reference with one Atomics.add and no message:
  *
- *   refTables[home]: | slot 0 | slot 1 | ... | slot REF_TABLE_SLOTS-1 |   (Int32 each)
- *                      count of vm maps (and in-flight task images) mapping that object
+ *   refTables[home]: | count | resident | generation | count | resident | ... (REF_WORDS a slot)
+ *     count:      vm maps (and in-flight task images) mapping the object
+ *     resident:   bit n set while node n (< RESIDENT_NODES) holds the object's buffer, so a task
+ *                 image for node n can name the object instead of carrying its buffer
+ *     generation: advanced each time the slot gets a new object
  */
 export const REF_TABLE_SLOTS = 1 << 20;
-export const REF_TABLE_BYTES = REF_TABLE_SLOTS * Int32Array.BYTES_PER_ELEMENT;
+export const REF_WORDS = 3;
+export const REF_COUNT = 0;
+export const REF_RESIDENT = 1;
+export const REF_GENERATION = 2;
+export const RESIDENT_NODES = 31;
+export const REF_TABLE_BYTES = REF_TABLE_SLOTS * REF_WORDS * Int32Array.BYTES_PER_ELEMENT;
 
-/** A memory object on the wire: its home pager, its slot there, and the memory itself. */
+/** A memory object on the wire: its home pager, its slot and generation there, and the memory itself. */
 export interface MemoryObjectRef {
   readonly home: NodeId;
   readonly slot: number;
+  readonly generation: number;
   readonly sab: SharedArrayBuffer;
+}
+
+/** A memory object in a task image: its buffer is absent when the receiving node holds it already. */
+export interface ImageObject extends Omit<MemoryObjectRef, 'sab'> {
+  readonly sab: SharedArrayBuffer | null;
 }
 
 /** The part of a memory object a home pager needs to free it. */
@@ -174,15 +188,15 @@ export type TaskLedgers = readonly [wired: LedgerRef, paged: LedgerRef];
  * once however many entries map it:
  *
  *   entries: | start | end | offset | protection | maxProtection | inheritance | object | ... (IMAGE_ENTRY_WORDS each)
- *   objects: | home | slot | ...                                           (IMAGE_OBJECT_WORDS each)
- *   buffers: [object 0's SharedArrayBuffer, object 1's, ...]
+ *   objects: | home | slot | generation | ...                              (IMAGE_OBJECT_WORDS each)
+ *   buffers: [object 0's SharedArrayBuffer or null, object 1's, ...]  (null: resident there)
  *
  * Each object already holds one reference taken for the child, which the child's map adopts.
  */
 export interface TaskImage {
   readonly entries: Float64Array;
   readonly objects: Int32Array;
-  readonly buffers: readonly SharedArrayBuffer[];
+  readonly buffers: readonly (SharedArrayBuffer | null)[];
   readonly token: SecurityToken;
   readonly ledgers: TaskLedgers;
   /** The special and registered ports the child inherits, a send right each. */
@@ -195,7 +209,7 @@ export interface InheritedPorts {
   readonly registered: readonly (PortId | null)[];
 }
 export const IMAGE_ENTRY_WORDS = 7;
-export const IMAGE_OBJECT_WORDS = 2;
+export const IMAGE_OBJECT_WORDS = 3;
 
 /** One vm map entry as encoded in and decoded from a task image. */
 export interface VmEntryImage {
@@ -212,8 +226,14 @@ export interface VmEntryImage {
 export class TaskImageWriter {
   readonly #entries: number[] = [];
   readonly #objects: number[] = [];
-  readonly #buffers: SharedArrayBuffer[] = [];
+  readonly #buffers: (SharedArrayBuffer | null)[] = [];
   readonly #indexByKey = new Map<number, number>();
+  /** Whether the receiving node holds an object's buffer already (then the image only names it). */
+  readonly #resident: (object: MemoryObjectRef) => boolean;
+
+  constructor(resident: (object: MemoryObjectRef) => boolean = () => false) {
+    this.#resident = resident;
+  }
 
   /** Adds an object (once per key) and returns its index in the image. */
   object(ref: MemoryObjectRef): number {
@@ -222,8 +242,8 @@ export class TaskImageWriter {
     if (index === undefined) {
       index = this.#buffers.length;
       this.#indexByKey.set(key, index);
-      this.#objects.push(ref.home, ref.slot);
-      this.#buffers.push(ref.sab);
+      this.#objects.push(ref.home, ref.slot, ref.generation);
+      this.#buffers.push(this.#resident(ref) ? null : ref.sab);
     }
     return index;
   }
@@ -246,10 +266,11 @@ export class TaskImageWriter {
 }
 
 /** The objects of an image, in index order. */
-export function imageObjects(image: TaskImage): MemoryObjectRef[] {
+export function imageObjects(image: TaskImage): ImageObject[] {
   return image.buffers.map((sab, index) => ({
     home: image.objects[index * IMAGE_OBJECT_WORDS]! as NodeId,
     slot: image.objects[index * IMAGE_OBJECT_WORDS + 1]!,
+    generation: image.objects[index * IMAGE_OBJECT_WORDS + 2]!,
     sab,
   }));
 }
@@ -331,7 +352,7 @@ export interface NodeApi {
   taskBootstrap(token: SecurityToken, ledgers: TaskLedgers): { kr: number; task?: TaskId };
   taskFork(parent: TaskId, mode: ForkMode, inheritMemory: boolean, childNode: NodeId,
     ledgers: TaskLedgers | null): ForkReply;
-  taskAdopt(image: TaskImage, released: readonly MemoryObjectName[]): ForkReply;
+  taskAdopt(image: TaskImage, released: readonly MemoryObjectName[]): ForkReply | Promise<ForkReply>;
   taskTerminate(task: TaskId): ReleasingReply;
   taskSuspend(task: TaskId): KrReply;
   taskResume(task: TaskId): KrReply;
@@ -375,6 +396,8 @@ export interface NodeApi {
   portsLookup(task: TaskId): { kr: number; names: readonly number[] };
 
   pagerRelease(objects: readonly MemoryObjectName[]): KrReply;
+  /** The buffers of live objects homed here (a node adopting an image that only named them). */
+  pagerBuffers(slots: readonly number[]): { kr: number; buffers?: SharedArrayBuffer[] };
   /** Drops the references a task image holds (its child will never be built). */
   imageRelease(image: TaskImage): ReleasingReply;
   pagerInfo(): PagerInfo;

@@ -81,15 +81,13 @@ function forwardImage(id: number, reply: ForkReply): boolean {
 
 function fromPeer(node: NodeKernel, peer: number, message: NodeToNode): void {
   switch (message.op) {
-    case 'adopt':
-      try {
-        send({ op: 'return', id: message.id, result: node.taskAdopt(message.image, message.released) });
-      } catch (error) {
-        fault(message.id, error);
-      }
+    case 'adopt': {
       // After the answer, so confirming costs the caller nothing.
-      peers[peer]?.postMessage({ op: 'adopted', id: message.id } satisfies NodeToNode);
+      const adopted = () => peers[peer]?.postMessage({ op: 'adopted', id: message.id } satisfies NodeToNode);
+      serve(node, { op: 'call', id: message.id, method: 'taskAdopt', args: [message.image, message.released] },
+        (answer) => { toHost(answer); adopted(); });
       return;
+    }
     case 'adopted':
       unadopted.delete(message.id);
       return;
