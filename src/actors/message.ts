@@ -131,11 +131,6 @@ export function receivedType(right: RightInTransit): number {
   }
 }
 
-/** Every object reference a message holds, for release when it is destroyed. */
-export function oolObjects(kmsg: KMsg): MemoryObjectRef[] {
-  return kmsg.ool.map((region) => region.object);
-}
-
 const WIRE_KINDS = ['dead', 'receive', 'send', 'send-once'] as const;
 
 function toWireRight(right: RightInTransit): WireRight {

@@ -29,9 +29,3 @@ export class KernError extends Error {
     this.kr = kr;
   }
 }
-
-/** Returns `result` when `kr` is success, otherwise throws a KernError (the idiomatic face). */
-export function unwrapKr<T extends { kr: number }>(result: T, what: string): T {
-  if (result.kr !== 0) throw new KernError(result.kr, what);
-  return result;
-}

@@ -18,10 +18,6 @@ export function taskIdNode(id: TaskId): NodeId {
   return (id % MAX_NODES) as NodeId;
 }
 
-export function isTaskId(value: unknown): value is TaskId {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
-
 /** security_token_t: two 32-bit words, inherited by every child task. */
 export type SecurityToken = readonly [number, number];
 
