@@ -229,15 +229,29 @@ describe('VmMap.deallocate (vm_deallocate)', () => {
     expect(map.deallocate(base + 2 * 4096, 2 * 4096)).toEqual({ kr: KERN_SUCCESS, unmapped: [made[0]] });
   });
 
-  it('deallocate returns KERN_INVALID_ADDRESS for a range with an unallocated page and changes nothing', () => {
+  it('deallocate over unallocated pages returns KERN_SUCCESS and removes only what is mapped (vm_map_remove)', () => {
     const map = new VmMap(4096);
+    const { create, made } = fakeFactory();
+    allocateAt(map, create, 0x10000, 4096);
+    allocateAt(map, create, 0x10000 + 2 * 4096, 2 * 4096);
+    const before = stateOf(map);
+    expect(map.deallocate(0x10000 + 4096, 1)).toEqual({ kr: KERN_SUCCESS, unmapped: [] });
+    expect(map.deallocate(0x10000 + 4 * 4096, 4096)).toEqual({ kr: KERN_SUCCESS, unmapped: [] });
+    expect(stateOf(map)).toEqual(before);
+    expect(map.deallocate(0x10000 - 1, 2)).toEqual({ kr: KERN_SUCCESS, unmapped: [made[0]] });
+    expect(map.deallocate(0x10000 + 4096, 2 * 4096)).toEqual({ kr: KERN_SUCCESS, unmapped: [] });
+    expect(entriesOf(map)).toMatchObject([{ start: 0x10000 + 3 * 4096, end: 0x10000 + 4 * 4096, offset: 4096 }]);
+    expect(map.deallocate(0, 2 ** 40)).toEqual({ kr: KERN_SUCCESS, unmapped: [made[1]] });
+    expect(map.deallocate(0, 2 ** 40)).toEqual({ kr: KERN_SUCCESS, unmapped: [] });
+    expect(stateOf(map)).toEqual({ entries: [], virtualSize: 0, regionCount: 0 });
+  });
+
+  it('deallocate returns KERN_INVALID_ADDRESS for a range outside the address space, KERN_INVALID_ARGUMENT for a malformed size, and changes nothing', () => {
+    const map = new VmMap(4096, 64 * 4096);
     const { create } = fakeFactory();
     allocateAt(map, create, 0x10000, 4096);
-    allocateAt(map, create, 0x10000 + 2 * 4096, 4096);
     const before = stateOf(map);
-    for (const [address, size] of [
-      [0x10000, 3 * 4096], [0x10000 + 4096, 1], [0x10000 - 1, 2], [0x10000 + 2 * 4096, 2 * 4096], [-1, 4096],
-    ] as const) {
+    for (const [address, size] of [[-1, 4096], [1.5, 4096], [63 * 4096, 2 * 4096], [0, 64 * 4096 + 1]] as const) {
       expect(map.deallocate(address, size)).toEqual({ kr: KERN_INVALID_ADDRESS, unmapped: [] });
     }
     expect(map.deallocate(0x10000, -1)).toEqual({ kr: KERN_INVALID_ARGUMENT, unmapped: [] });
@@ -555,7 +569,7 @@ function applyToModel(model: (PageModel | undefined)[], op: Op, nextObject: numb
     case 'deallocate': {
       const range = modelRange(op.address, op.size);
       if (range.kr !== KERN_SUCCESS) return range;
-      if (pagesOf(range.first, range.last).some((page) => model[page] === undefined)) return { kr: KERN_INVALID_ADDRESS };
+      // Unallocated pages are no error: what is mapped goes (vm_map_remove).
       for (const page of pagesOf(range.first, range.last)) model[page] = undefined;
       return { kr: KERN_SUCCESS };
     }

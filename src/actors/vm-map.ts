@@ -93,16 +93,20 @@ export class VmMap {
     return cover.kr === KERN_SUCCESS ? { ...cover, start: range.start!, end: range.end! } : cover;
   }
 
-  /** Splits entries so that [start, end) begins and ends on entry boundaries (vm_map_clip_*). */
+  /**
+   * Splits entries so that [start, end) begins and ends on entry boundaries (vm_map_clip_*);
+   * returns the entries [first, last) inside it, none when the range holds only unallocated pages.
+   */
   #clip(start: number, end: number): { first: number; last: number } {
     let first = this.#store.firstEndingAfter(start);
-    const head = this.#store.at(first)!;
-    if (head.start < start) {
+    const head = this.#store.at(first);
+    if (head !== undefined && head.start < start) {
       this.#split(first, start);
       first++;
     }
     let last = this.#store.firstEndingAfter(end - 1);
-    const tail = this.#store.at(last)!;
+    const tail = this.#store.at(last);
+    if (tail === undefined || tail.start >= end) return { first, last };
     if (tail.end > end) this.#split(last, end);
     last++;
     return { first, last };
@@ -215,15 +219,19 @@ export class VmMap {
   }
 
   /**
-   * vm_deallocate: unmaps the range in this map only; other maps sharing the memory keep it.
+   * vm_deallocate: unmaps whatever is mapped in the range, in this map only; other maps sharing
+   * the memory keep it. Unallocated pages in the range are no error, so deallocating twice
+   * succeeds: xnu, GNU Mach and OSF all remove through vm_map_remove/vm_map_delete, which skips
+   * holes. (xnu and GNU Mach also clamp a range past the map's bounds; we keep refusing it.)
    * Returns KERN_SUCCESS with the objects this map no longer references at all (the caller
-   * releases their references); KERN_INVALID_ADDRESS if any page in the range is unallocated.
+   * releases their references); KERN_INVALID_ADDRESS for a malformed address or a range that
+   * ends past the address space; KERN_INVALID_ARGUMENT for a malformed size.
    */
   deallocate(address: unknown, size: unknown): { kr: number; unmapped: MemoryObject[] } {
-    const cover = this.#resolve(address, size);
-    if (cover.kr !== KERN_SUCCESS) return { kr: cover.kr, unmapped: [] };
-    if (cover.start === cover.end) return { kr: KERN_SUCCESS, unmapped: [] };
-    const { first, last } = this.#clip(cover.start!, cover.end!);
+    const range = this.pageRange(address, size);
+    if (range.kr !== KERN_SUCCESS) return { kr: range.kr, unmapped: [] };
+    if (range.start === range.end) return { kr: KERN_SUCCESS, unmapped: [] };
+    const { first, last } = this.#clip(range.start!, range.end!);
     const unmapped: MemoryObject[] = [];
     for (const entry of this.#store.removeRange(first, last)) {
       this.#virtualSize -= entry.end - entry.start;
