@@ -4,6 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Ledger } from './actors/ledger.js';
+import { MapHoldings } from './actors/memory-object.js';
 import { PortTable } from './actors/port-table.js';
 import { createMach, type Mach } from './mach.js';
 import {
@@ -16,7 +17,7 @@ import {
 } from './shared/protocol.js';
 import { MAX_NODES, taskIdNode, type NodeId, type SecurityToken } from './shared/types.js';
 import { Task } from './task.js';
-import { NodeHost } from './workers/node-host.js';
+import { DEFAULT_BUSY_WARNING_MS, NodeHost, type NodeActivityReport } from './workers/node-host.js';
 
 export interface BootOptions {
   /** How many nodes (worker threads) to start. Default: os.availableParallelism(). */
@@ -25,10 +26,15 @@ export interface BootOptions {
   readonly pageSize?: number;
   /** Limit in bytes of the bootstrap task's paged ledger. Default: unlimited. */
   readonly memoryLimit?: number;
+  /**
+   * How long (ms) a call may wait on a node that task code holds (a synchronous loop) before a
+   * process warning with code NORMA_NODE_BUSY names the node, the task and how long; once per
+   * stretch. Default 5000; Infinity for never. See Kernel.nodeActivity().
+   */
+  readonly busyWarningMs?: number;
 }
 
 type Reply<K extends keyof NodeApi> = Awaited<ReturnType<NodeApi[K]>>;
-type KernelState = 'running' | 'shutting-down' | 'shut-down';
 
 const BOOTSTRAP_TOKEN: SecurityToken = [0, 0];
 
@@ -39,7 +45,8 @@ export class Kernel {
   readonly #rootLedgers: readonly [Ledger, Ledger];
   #bootstrapTask: Task | undefined;
   #nextLedger = 2;
-  #state: KernelState = 'running';
+  /** The one stop every shutdown() call awaits. */
+  #stopped: Promise<void> | undefined;
 
   private constructor(hosts: NodeHost[], pageSize: number, memoryLimit: number) {
     this.#hosts = hosts;
@@ -65,8 +72,14 @@ export class Kernel {
     if (memoryLimit !== Infinity && (!Number.isSafeInteger(memoryLimit) || memoryLimit < 0)) {
       throw new RangeError('options.memoryLimit must be a non-negative integer or Infinity');
     }
+    const busyWarningMs = options.busyWarningMs ?? DEFAULT_BUSY_WARNING_MS;
+    if (busyWarningMs !== Infinity && !(Number.isFinite(busyWarningMs) && busyWarningMs > 0)) {
+      throw new RangeError('options.busyWarningMs must be a positive number or Infinity');
+    }
     const refTables = Array.from({ length: nodes }, () => new SharedArrayBuffer(REF_TABLE_BYTES));
-    const hosts = await NodeHost.startAll(nodes, { pageSize, refTables, portTable: PortTable.create() });
+    const holdings = Array.from({ length: nodes }, () => MapHoldings.create());
+    const hosts = await NodeHost.startAll(nodes, { pageSize, refTables, portTable: PortTable.create(nodes), holdings });
+    for (const host of hosts) host.warnWhenBusy(busyWarningMs);
     const kernel = new Kernel(hosts, pageSize, memoryLimit);
     try {
       const ledgers = kernel.#rootLedgers.map((ledger) => ledger.ref) as unknown as TaskLedgers;
@@ -103,6 +116,14 @@ export class Kernel {
       const info = await this.request(host.node, 'pagerInfo');
       return 'objects' in info ? info : { node: host.node, objects: 0, bytes: 0, down: true };
     }));
+  }
+
+  /**
+   * What each node runs now, read from shared memory, so it answers even while a node is held by
+   * task code: the task whose code runs and since when (Date.now() ms), and how many calls wait.
+   */
+  nodeActivity(): NodeActivityReport[] {
+    return this.#hosts.map((host) => host.activity());
   }
 
   /** True when `value` is a task handle of this kernel. */
@@ -150,9 +171,15 @@ export class Kernel {
   /**
    * @internal The four task-creation calls. The parent's node captures the child's address
    * space in one step; a child on another node is built there from that image, sent node to
-   * node, and that node answers (so a crash of either fails the call).
+   * node, and that node answers (so a crash of either fails the call). A teleport's parent is
+   * terminated only once its child exists, and the answer comes through the parent's node
+   * after that. So when the child's node dies, KERN_NODE_DOWN says the task did not move if the
+   * parent still answers (alive and unchanged, its image released), and that it moved and died
+   * with that node if the parent answers KERN_INVALID_ARGUMENT. A dying parent's node takes the
+   * parent with it, and a child built meanwhile, whose handle never reached the caller, lives on.
    * Returns KERN_INVALID_ARGUMENT for a parent that is not a live task of this kernel or a
-   * child node that is not an integer in [0, nodes); otherwise what the nodes answer.
+   * child node that is not an integer in [0, nodes); KERN_RESOURCE_SHORTAGE when the port table
+   * has no slot for the child's kernel port (nothing is created); otherwise what the nodes answer.
    */
   async fork(parent: unknown, mode: ForkMode, inheritMemory: unknown, childNode: unknown,
     ledgers: TaskLedgers | null): Promise<{ kr: number; child?: Task }> {
@@ -171,12 +198,15 @@ export class Kernel {
     return new Task(this, id as Task['id'], taskIdNode(id as Task['id']));
   }
 
-  /** Stops every node. Calls still in flight fail with KERN_NODE_DOWN. Safe to call twice. */
-  async shutdown(): Promise<void> {
-    if (this.#state !== 'running') return;
-    this.#state = 'shutting-down';
-    await Promise.all(this.#hosts.map((host) => host.stop()));
-    this.#state = 'shut-down';
+  /**
+   * Stops every node. Calls still in flight fail with KERN_NODE_DOWN. Every call, including one
+   * made while an earlier one runs, resolves once all the workers are gone.
+   */
+  shutdown(): Promise<void> {
+    if (this.#stopped === undefined) {
+      this.#stopped = Promise.all(this.#hosts.map((host) => host.stop())).then(() => {});
+    }
+    return this.#stopped;
   }
 
   /** Test hook: kills one node's worker abruptly, as a crash would. */

@@ -3,8 +3,10 @@
  * the routine's out-value or rejects with a KernError; the `mach` facade (mach.ts) calls the
  * same `request` and returns the kern_return_t instead.
  */
+import { isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import {
-  KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_SUCCESS, MACH_PORT_RIGHT_RECEIVE, MACH_RCV_MSG,
+  KERN_INVALID_ARGUMENT, KERN_SUCCESS, MACH_PORT_RIGHT_RECEIVE, MACH_RCV_MSG,
   MACH_RCV_TIMEOUT, MACH_SEND_MSG, MACH_SEND_TIMEOUT, VM_INHERIT_COPY, VM_INHERIT_NONE,
   VM_INHERIT_SHARE,
 } from './shared/constants.js';
@@ -169,12 +171,26 @@ export class Task {
    * Runs `exportName` from the ES module at `moduleUrl` on this task's node, as code of this
    * task: it is called with a TaskContext (whose `view` reaches the task's memory) and `args`,
    * and may be async. Waits while the task is suspended. Resolves to its (cloneable) result.
+   * `moduleUrl` is a URL, an absolute path, or a path relative to the caller's working
+   * directory ('./x.mjs'); other specifiers resolve as an import from this package would.
+   * Rejects with KernError: KERN_INVALID_ARGUMENT for a module, export or argument that cannot
+   * be used (the message names which), KERN_FAILURE when the code throws or returns a value
+   * that cannot be cloned (`cause` holds the error), KERN_TERMINATED, KERN_NODE_DOWN.
    */
-  async execute(moduleUrl: string | URL, exportName: string, ...args: unknown[]): Promise<unknown> {
-    const reply = await this.request('taskExecute', String(moduleUrl), exportName, args);
-    if (reply.kr === KERN_FAILURE && reply.error !== undefined) {
+  async execute(moduleUrl: string | { readonly href: string }, exportName: string, ...args: unknown[]): Promise<unknown> {
+    const specifier = moduleSpecifier(moduleUrl);
+    if (specifier === undefined || typeof exportName !== 'string') {
+      throw new KernError(KERN_INVALID_ARGUMENT, 'execute: the module must be a string or URL and the export name a string');
+    }
+    const reply = await this.request('taskExecute', specifier, exportName, args);
+    if (reply.error !== undefined) {
       const cause = Object.assign(new Error(reply.error.message), reply.error);
-      throw new KernError(KERN_FAILURE, `execute ${exportName}: ${reply.error.message}`, { cause });
+      throw new KernError(reply.kr, `execute ${exportName}: ${reply.error.message}`, { cause });
+    }
+    // The node explains each refusal of its own, so a bare one is the host's: an argument that
+    // cannot be cloned to a thread (Kernel.request answers DataCloneError so).
+    if (reply.kr === KERN_INVALID_ARGUMENT) {
+      throw new KernError(KERN_INVALID_ARGUMENT, `execute ${exportName}: an argument cannot be cloned to a node`);
     }
     return check(reply, 'execute').value;
   }
@@ -289,6 +305,21 @@ export class Task {
 
 function checkKr(kr: number, routine: string): void {
   if (kr !== KERN_SUCCESS) throw new KernError(kr, routine);
+}
+
+/**
+ * A module specifier a node can import: relative paths resolve against the caller's working
+ * directory here, for on the node they would resolve against this package's own files.
+ */
+function moduleSpecifier(module: unknown): string | undefined {
+  // A URL, or anything shaped like one (the published types need no DOM or @types/node URL).
+  if (typeof module === 'object' && module !== null && typeof (module as { href?: unknown }).href === 'string') {
+    return (module as { href: string }).href;
+  }
+  if (typeof module !== 'string') return undefined;
+  if (/^\.\.?([\\/]|$)/.test(module)) return pathToFileURL(resolve(process.cwd(), module)).href;
+  if (isAbsolute(module)) return pathToFileURL(module).href;
+  return module;
 }
 
 /** Inheritance of a region as a word, for maps printed side by side. */

@@ -39,9 +39,9 @@ async function giveSend(owner: Task, port: number, holder: Task, name = SEND): P
 }
 
 /** A port of `task` for notifications, and a dead-name request on `name` aimed at it. */
-async function requestDeadName(task: Task, name: number): Promise<number> {
+async function requestDeadName(task: Task, name: number, sync = 0): Promise<number> {
   const notify = await task.allocatePort();
-  expect(await task.requestNotification(name, MACH_NOTIFY_DEAD_NAME, 0, notify, MACH_MSG_TYPE_MAKE_SEND_ONCE)).toBe(MACH_PORT_NULL);
+  expect(await task.requestNotification(name, MACH_NOTIFY_DEAD_NAME, sync, notify, MACH_MSG_TYPE_MAKE_SEND_ONCE)).toBe(MACH_PORT_NULL);
   return notify;
 }
 
@@ -176,7 +176,7 @@ describe('notifications', () => {
     await rejectsWith(client.receive(notify, { timeout: 0 }), MACH_RCV_TIMED_OUT);
   });
 
-  it('a dead-name request on a name that is already dead is answered at once, adding a uref', async () => {
+  it('a dead-name request with a non-zero sync on a name that is already dead is answered at once, adding a uref', async () => {
     const kernel = await bootKernel();
     const server = await newTask(kernel, 0);
     const port = await server.allocatePort();
@@ -184,7 +184,7 @@ describe('notifications', () => {
     await giveSend(server, port, client);
     await server.destroyPort(port);
     expect(await client.portType(SEND)).toBe(MACH_PORT_TYPE_DEAD_NAME);
-    const notify = await requestDeadName(client, SEND);
+    const notify = await requestDeadName(client, SEND, 1);
     expect(await notification(client, notify)).toMatchObject({ id: MACH_NOTIFY_DEAD_NAME, body: word(SEND) });
     expect(await client.getRefs(SEND, MACH_PORT_RIGHT_DEAD_NAME)).toBe(2);
   });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
-  KERN_INVALID_NAME, KERN_INVALID_RIGHT, KERN_INVALID_VALUE, KERN_NO_SPACE, KERN_NOT_IN_SET,
-  KERN_RESOURCE_SHORTAGE, KERN_SUCCESS, KERN_UREFS_OVERFLOW, MACH_MSG_TYPE_COPY_SEND,
+  KERN_INVALID_ARGUMENT, KERN_INVALID_NAME, KERN_INVALID_RIGHT, KERN_INVALID_VALUE, KERN_NO_SPACE,
+  KERN_NOT_IN_SET, KERN_RESOURCE_SHORTAGE, KERN_SUCCESS, KERN_UREFS_OVERFLOW, MACH_MSG_TYPE_COPY_SEND,
   MACH_MSG_TYPE_MAKE_SEND, MACH_MSG_TYPE_MAKE_SEND_ONCE, MACH_MSG_TYPE_MOVE_RECEIVE,
   MACH_MSG_TYPE_MOVE_SEND, MACH_MSG_TYPE_MOVE_SEND_ONCE, MACH_MSG_TYPE_PORT_NAME,
   MACH_NOTIFY_DEAD_NAME, MACH_NOTIFY_PORT_DELETED, MACH_PORT_DEAD, MACH_PORT_NULL,
@@ -746,22 +746,23 @@ describe('dead-name requests', () => {
     expect(env.ops.calls).toEqual([['dnrequestArm', port], ['dnrequestCancel', port]]);
   });
 
-  it('fires at once on a dead name, which gains one uref', () => {
+  it('fires at once on a dead name when sync is non-zero, and the name gains one uref', () => {
     const env = setup();
     const { name } = ok(env.rights.allocate(MACH_PORT_RIGHT_DEAD_NAME));
-    expect(ok(env.rights.requestDeadName(name, 3 as PortId)).previous).toBeNull();
+    expect(ok(env.rights.requestDeadName(name, 3 as PortId, 1)).previous).toBeNull();
     expect(env.rights.getRefs(name, MACH_PORT_RIGHT_DEAD_NAME).refs).toBe(2);
     expect(env.ops.calls).toEqual([['notify', MACH_NOTIFY_DEAD_NAME, 3, name]]);
   });
 
-  it('returns KERN_INVALID_NAME, KERN_INVALID_RIGHT or KERN_UREFS_OVERFLOW and changes nothing', () => {
+  it('returns KERN_INVALID_NAME, KERN_INVALID_RIGHT, KERN_UREFS_OVERFLOW or (sync 0 on a dead name) KERN_INVALID_ARGUMENT and changes nothing', () => {
     const env = setup();
     const set = ok(env.rights.allocate(MACH_PORT_RIGHT_PORT_SET)).name;
     const { name: dead } = ok(env.rights.allocate(MACH_PORT_RIGHT_DEAD_NAME));
     ok(env.rights.modRefs(dead, MACH_PORT_RIGHT_DEAD_NAME, MACH_PORT_UREFS_MAX - 1));
     expectRejected(env, KERN_INVALID_NAME, () => env.rights.requestDeadName(guessed, 1 as PortId));
     expectRejected(env, KERN_INVALID_RIGHT, () => env.rights.requestDeadName(set, 1 as PortId));
-    expectRejected(env, KERN_UREFS_OVERFLOW, () => env.rights.requestDeadName(dead, 1 as PortId));
+    expectRejected(env, KERN_UREFS_OVERFLOW, () => env.rights.requestDeadName(dead, 1 as PortId, 1));
+    expectRejected(env, KERN_INVALID_ARGUMENT, () => env.rights.requestDeadName(dead, 1 as PortId));
   });
 });
 

@@ -1,7 +1,8 @@
 /** vm_region through real nodes: the region at or above an address, splits, and `shared`. */
 import { assert, describe, expect, it } from 'vitest';
 import {
-  KERN_INVALID_ADDRESS, KERN_SUCCESS, VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE, VM_PROT_ALL,
+  KERN_INVALID_ADDRESS, KERN_SUCCESS, MACH_MSG_TYPE_COPY_SEND, MACH_MSG_TYPE_MAKE_SEND, MACH_MSG_TYPE_MOVE_SEND,
+  VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE, VM_PROT_ALL,
   VM_PROT_DEFAULT, VM_PROT_READ,
 } from 'norma-rt';
 import { bootKernel, snapshot } from './helpers.js';
@@ -109,5 +110,24 @@ describe('vm_region', () => {
     expect(await parent.region(BASE)).toMatchObject({ shared: true });
     await child.deallocate(BASE + 4096, 4096);
     expect(await parent.region(BASE)).toMatchObject({ shared: false });
+  });
+
+  it('vm_region reports shared false while only a queued message references the object, true once another task maps it', async () => {
+    const kernel = await bootKernel({ nodes: 2 });
+    const sender = await kernel.bootstrapTask.createOn(0, { inheritMemory: false });
+    const receiver = await kernel.bootstrapTask.createOn(1, { inheritMemory: false });
+    const port = await receiver.allocatePort();
+    await sender.insertRight(0x1001, await receiver.extractRight(port, MACH_MSG_TYPE_MAKE_SEND), MACH_MSG_TYPE_MOVE_SEND);
+    const region = await sender.allocate(4096);
+    await sender.send({ remotePort: 0x1001, remoteDisposition: MACH_MSG_TYPE_COPY_SEND, ool: [{ address: region, size: 4096, share: true }] });
+    // The message holds a reference to the object until it is received, but maps nothing.
+    expect(await sender.region(region)).toMatchObject({ shared: false });
+    expect(await kernel.mach.vm_region(sender, region)).toMatchObject({ kr: KERN_SUCCESS, shared: false });
+    const received = await receiver.receive(port, { timeout: 5000 });
+    const { address } = received.ool[0]!;
+    expect(await sender.region(region)).toMatchObject({ shared: true });
+    expect(await receiver.region(address)).toMatchObject({ shared: true });
+    await receiver.deallocate(address, 4096);
+    expect(await kernel.mach.vm_region(sender, region)).toMatchObject({ kr: KERN_SUCCESS, shared: false });
   });
 });

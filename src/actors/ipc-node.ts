@@ -26,15 +26,23 @@ export interface IpcHost {
   portDied(task: TaskId, port: PortId): void;
 }
 
+/** The least size of LocalPort.expected worth pruning. */
+const PRUNE_MIN = 64;
+
 /** A port whose queue lives on this node. */
 export class LocalPort {
   readonly id: PortId;
   readonly queue: Port<KMsg>;
   /** The task this is the kernel port of (kernel ports take no user messages). */
   readonly kobject: TaskId | null;
-  /** Next sequence number expected from each sender task, and messages that came early. */
+  /**
+   * Next sequence number expected from each sender (by its task port), and messages that came
+   * early. A dead sender's entry goes once nothing of it can still arrive (NodeIpc.#prune).
+   */
   readonly expected = new Map<number, number>();
   readonly held = new Map<number, Map<number, KMsg>>();
+  /** `expected` is pruned when it reaches this size (then twice its pruned size). */
+  pruneAt = PRUNE_MIN;
   nsrequest: NoSendersRequest | null = null;
   pdrequest: PortId | null = null;
   /** Dead-name requests by `node:task`, counted: who must hear of this port's death. */
@@ -147,7 +155,7 @@ export class NodeIpc {
       },
       copySend: (port) => { if (ipc.table.isAlive(port)) ipc.table.addSendRight(port); },
       releaseSend: (port) => ipc.releaseSend(port),
-      makeSendOnce: () => {},
+      makeSendOnce: (port) => ipc.table.sendOnceMade(port),
       releaseSendOnce: (port) => ipc.notify(port, MACH_NOTIFY_SEND_ONCE, new Uint8Array(0)),
       clearReceiver: (port) => {
         // Receivers of the space the right left get MACH_RCV_PORT_CHANGED (ipc_mqueue_changed).
@@ -158,7 +166,8 @@ export class NodeIpc {
         }
         local.queue.clearReceiver();
         local.queue.failReceivers(MACH_RCV_PORT_CHANGED);
-        local.nsrequest = null;
+        // A no-senders request stays with the port, as in GNU Mach (xnu cancels it with a
+        // send-once notification): it travels with the queue wherever the right goes.
       },
       destroyReceive: (port) => ipc.destroyPort(port),
       dnrequestArm: (port) => ipc.#dnrequest(port, task, 1),
@@ -237,6 +246,7 @@ export class NodeIpc {
 
   /** Takes a message toward its port: here, to the port's node, or to destruction if it died. */
   route(kmsg: KMsg): void {
+    this.countArrival(kmsg);
     const node = this.table.location(kmsg.dest);
     if (node === this.node) this.arrive(kmsg);
     else if (node !== undefined) this.#host.post(node, { op: 'kmsg', kmsg });
@@ -288,6 +298,26 @@ export class NodeIpc {
     }
     if (held?.size === 0) local.held.delete(kmsg.sender);
     local.expected.set(kmsg.sender, next);
+    this.#prune(local);
+  }
+
+  /**
+   * Drops the order state of senders whose task died, when `expected` has grown to its pruning
+   * size (or `always`). Safe only while no ordered message of the port is anywhere but its queue
+   * here: each holds a queue place in the table from send to dequeue, so a table count equal to
+   * the ordered messages queued here means none is held or on its way, and a dead task sends no
+   * more. Otherwise it is tried again on the next dequeue or new sender.
+   */
+  #prune(local: LocalPort, always = false): void {
+    if (!always && local.expected.size < local.pruneAt) return;
+    if (local.held.size > 0) return;
+    let queued = 0;
+    for (const kmsg of local.queue.queued) if (!kmsg.sendOnce) queued++;
+    if (this.table.msgcount(local.id) !== queued) return;
+    for (const sender of local.expected.keys()) {
+      if (!this.table.isAlive(sender as PortId)) local.expected.delete(sender);
+    }
+    local.pruneAt = Math.max(PRUNE_MIN, 2 * local.expected.size);
   }
 
   /**
@@ -299,6 +329,10 @@ export class NodeIpc {
       if (this.table.isAlive(kmsg.dest)) this.table.unreserve(kmsg.dest);
       this.releaseSend(kmsg.dest);
     }
+    this.#destroyContents(kmsg);
+  }
+
+  #destroyContents(kmsg: KMsg): void {
     if (kmsg.reply !== null) destroyRightInTransit(kmsg.reply, this.kernelOps);
     for (const right of kmsg.rights) destroyRightInTransit(right, this.kernelOps);
     for (const region of kmsg.ool) this.#host.releaseObject(region.object);
@@ -375,6 +409,7 @@ export class NodeIpc {
   /** Hands the port's queue and state to `to`, the node of its receive right. */
   #ship(local: LocalPort, to: NodeId): void {
     const port = local.id;
+    this.#prune(local, true);
     this.#ports.delete(port);
     local.queue.set?.remove(local.queue);
     const queued: KMsg[] = [];
@@ -411,6 +446,7 @@ export class NodeIpc {
     local.pdrequest = state.pdrequest;
     for (const [key, count] of state.dnrequests) local.dnrequests.set(key, count);
     for (const [sender, next] of state.expected) local.expected.set(sender, next);
+    local.pruneAt = Math.max(PRUNE_MIN, 2 * local.expected.size);
     this.#ports.set(state.id, local);
     for (const kmsg of state.queued) void local.queue.send(kmsg, { sendOnce: true });
     for (const kmsg of [...state.held, ...(incoming?.early ?? [])]) this.#accept(local, kmsg);
@@ -432,11 +468,18 @@ export class NodeIpc {
     this.checkNoSenders(state.id);
   }
 
-  /** The message was dequeued by a receiver: its queue place and destination right go. */
-  dequeued(kmsg: KMsg): void {
-    if (kmsg.sendOnce) return;
-    this.table.unreserve(kmsg.dest);
-    this.releaseSend(kmsg.dest);
+  /**
+   * The message was dequeued by a receiver: its queue place and destination right go; with
+   * `destroy` (it was too large to receive) so do the rights and memory it carries.
+   */
+  dequeued(kmsg: KMsg, options: { destroy?: boolean } = {}): void {
+    if (!kmsg.sendOnce) {
+      this.table.unreserve(kmsg.dest);
+      this.releaseSend(kmsg.dest);
+      const local = this.#ports.get(kmsg.dest);
+      if (local !== undefined) this.#prune(local);
+    }
+    if (options.destroy === true) this.#destroyContents(kmsg);
   }
 
   /** Handles IPC traffic from another node. */
@@ -450,6 +493,77 @@ export class NodeIpc {
       case 'destroy-port': this.destroyPort(traffic.port); return;
       case 'dnrequest': this.registerDeadName(traffic.port, traffic.node, traffic.task, traffic.delta); return;
     }
+  }
+
+  /**
+   * A message reached this node (sent here or from another node): a send-once right it is sent
+   * through is used up when the port's queue is here (or on its way here, or the port is dead);
+   * otherwise `departing` moves it on with the message.
+   */
+  countArrival(kmsg: KMsg): void {
+    if (!kmsg.sendOnce) return;
+    const node = this.table.location(kmsg.dest);
+    if (node === this.node || node === undefined) this.table.sendOnceUsed(kmsg.dest);
+  }
+
+  /**
+   * Traffic is about to leave for `to`: the send-once rights it carries are counted there from
+   * now on, so if `to` dies before it is done with them, they are known lost (see nodeDown).
+   */
+  departing(to: NodeId, traffic: IpcTraffic): void {
+    if (traffic.op === 'kmsg') {
+      if (traffic.kmsg.sendOnce) this.table.sendOnceMoved(traffic.kmsg.dest, to);
+      this.#carriedMoved(traffic.kmsg, to);
+    } else if (traffic.op === 'port-state') {
+      const { state } = traffic;
+      for (const kmsg of [...state.queued, ...state.held]) this.#carriedMoved(kmsg, to);
+      if (state.nsrequest !== null) this.table.sendOnceMoved(state.nsrequest.notify, to);
+      if (state.pdrequest !== null) this.table.sendOnceMoved(state.pdrequest, to);
+    }
+  }
+
+  #carriedMoved(kmsg: KMsg, to: NodeId): void {
+    if (kmsg.reply?.kind === 'send-once') this.table.sendOnceMoved(kmsg.reply.portId, to);
+    for (const right of kmsg.rights) if (right.kind === 'send-once') this.table.sendOnceMoved(right.portId, to);
+  }
+
+  /**
+   * Node `node` died, and with it the queues it held and every right its spaces and messages
+   * held. Ports whose queue was there die (their blocked senders wake and fail with
+   * MACH_SEND_INVALID_DEST); a port queued here whose receive right was last taken there dies as
+   * that right is destroyed (a port-destroyed request rescues it); receivers here waiting for a
+   * queue that was there fail with MACH_RCV_PORT_DIED; each send-once right it held to a port
+   * queued here sends MACH_NOTIFY_SEND_ONCE; its tasks' dead-name requests here are dropped.
+   * Conditions: runs on every surviving node, in any order; each port dies and each lost
+   * send-once right is answered once (port-table.ts).
+   */
+  nodeDown(node: NodeId): void {
+    this.table.killNode(node);
+    for (const port of this.table.portsReceivedOn(node)) if (this.#ports.has(port)) this.destroyPort(port);
+    for (const [port, incoming] of this.#incoming) {
+      if (this.table.isAlive(port)) continue;
+      this.#incoming.delete(port);
+      for (const waiter of incoming.waiters.splice(0)) waiter(MACH_RCV_PORT_DIED);
+      for (const kmsg of incoming.early) this.destroyMessage(kmsg);
+    }
+    const requester = `${node}:`;
+    for (const local of this.#ports.values()) {
+      for (const key of local.dnrequests.keys()) if (key.startsWith(requester)) local.dnrequests.delete(key);
+    }
+    for (const [port, count] of this.table.takeSendOnces(node)) {
+      for (let right = 0; right < count; right++) this.notify(port, MACH_NOTIFY_SEND_ONCE, new Uint8Array(0));
+    }
+  }
+
+  /**
+   * A port's queue was shipped to a node already down (its receive right was taken there just
+   * before it died): the queue comes back here and the port dies as that right is destroyed.
+   */
+  reclaim(state: PortState): void {
+    this.table.moveTo(state.id, this.node);
+    this.table.setReceiver(state.id, this.node);
+    this.install(state);
+    if (this.#ports.has(state.id)) this.destroyPort(state.id);
   }
 }
 

@@ -7,13 +7,13 @@
 import {
   KERN_INVALID_ARGUMENT, KERN_INVALID_CAPABILITY, KERN_INVALID_NAME, KERN_INVALID_RIGHT,
   KERN_INVALID_VALUE, KERN_NAME_EXISTS, KERN_NO_SPACE, KERN_RIGHT_EXISTS, KERN_SUCCESS, KERN_UREFS_OVERFLOW,
-  MACH_MSG_SUCCESS, MACH_MSG_TYPE_COPY_SEND, MACH_MSG_TYPE_MAKE_SEND_ONCE,
+  MACH_MSG_SUCCESS, MACH_MSG_TYPE_COPY_SEND, MACH_MSG_TYPE_MAKE_SEND_ONCE, MACH_MSG_TYPE_MOVE_SEND,
   MACH_MSG_TYPE_MOVE_SEND_ONCE, MACH_NOTIFY_DEAD_NAME, MACH_NOTIFY_NO_SENDERS,
   MACH_NOTIFY_PORT_DESTROYED, MACH_PORT_DEAD, MACH_PORT_LIMITS_INFO, MACH_PORT_NULL,
   MACH_PORT_QLIMIT_MAX, MACH_PORT_RECEIVE_STATUS, MACH_PORT_TYPE_DEAD_NAME,
   MACH_PORT_TYPE_PORT_SET, MACH_PORT_TYPE_RECEIVE, MACH_PORT_TYPE_SEND,
-  MACH_PORT_TYPE_SEND_ONCE, MACH_PORT_UREFS_MAX, MACH_RCV_INVALID_NAME, MACH_RCV_PORT_CHANGED,
-  MACH_RCV_PORT_DIED, MACH_RCV_TIMED_OUT,
+  MACH_PORT_TYPE_SEND_ONCE, MACH_PORT_UREFS_MAX, MACH_RCV_INVALID_NAME, MACH_RCV_LARGE,
+  MACH_RCV_PORT_CHANGED, MACH_RCV_PORT_DIED, MACH_RCV_TIMED_OUT, MACH_RCV_TOO_LARGE,
   MACH_SEND_INVALID_DATA, MACH_SEND_INVALID_DEST, MACH_SEND_INVALID_HEADER,
   MACH_SEND_INVALID_MEMORY, MACH_SEND_INVALID_REPLY, MACH_SEND_INVALID_RIGHT,
   MACH_SEND_INVALID_TYPE, MACH_SEND_TIMED_OUT, TASK_BOOTSTRAP_PORT, TASK_EXCEPTION_PORT,
@@ -26,11 +26,12 @@ import {
 } from './ipc-types.js';
 import { nameBody, type NodeIpc } from './ipc-node.js';
 import {
-  isSendOnceDisposition, neededRight, PORT_DISPOSITIONS, receivedType, SEND_DISPOSITIONS, transitKind,
-  type KMsg, type MachMsgReceived, type MachMsgSend, type OolDescriptor, type OolRegion,
+  isSendOnceDisposition, messageSize, neededRight, PORT_DISPOSITIONS, receivedType, SEND_DISPOSITIONS,
+  transitKind, type KMsg, type MachMsgReceived, type MachMsgSend, type OolDescriptor, type OolRegion,
 } from './message.js';
 import { PortKind } from './port-table.js';
-import { NameSpace, newEntry } from './name-space.js';
+import { NameSpace, newEntry, type NameRefusal } from './name-space.js';
+import { systemClock, type ReceiveLimit } from './port.js';
 import { destroyRightInTransit, PortRights } from './right.js';
 
 /** The memory side of out-of-line regions, lent by the task's vm map. */
@@ -41,6 +42,14 @@ export interface OolMemory {
   map(region: OolRegion): { kr: number; address: number };
   deallocate(address: number, size: number): void;
 }
+
+/** What mach_port_insert_right answers for a name the space refuses (see NameSpace.refuseName). */
+const NAME_REFUSALS: Readonly<Record<NameRefusal, number>> = {
+  malformed: KERN_INVALID_VALUE, exists: KERN_NAME_EXISTS, far: KERN_NO_SPACE, full: KERN_NO_SPACE,
+};
+
+/** #sendSeq is swept of dead destinations whenever it reaches this size, or twice its last swept size. */
+const SEND_SEQ_SWEEP = 1024;
 
 const INHERITED_SPECIALS = [TASK_BOOTSTRAP_PORT, TASK_HOST_PORT, TASK_EXCEPTION_PORT, TASK_SAMPLE_PORT];
 const SETTABLE_SPECIALS = new Set([TASK_KERNEL_PORT, ...INHERITED_SPECIALS]);
@@ -63,7 +72,9 @@ export class TaskIpc {
   readonly taskPort: PortId;
   readonly #ipc: NodeIpc;
   readonly #memory: OolMemory;
+  /** This task's last sequence number per destination port (per-sender order, ipc-node.ts). */
   readonly #sendSeq = new Map<PortId, number>();
+  #sendSeqSweepAt = SEND_SEQ_SWEEP;
   readonly #special = new Map<number, PortId>();
   #registered: (PortId | null)[] = [null, null, null];
   #kernelPortOverride: PortId | null = null;
@@ -82,6 +93,9 @@ export class TaskIpc {
     for (const [which, special] of inherited?.special ?? []) this.#special.set(which, special);
     if (inherited !== null) this.#registered = [...inherited.registered];
   }
+
+  /** @internal For tests: how many destination ports this task keeps a sequence number for. */
+  get sequencedPorts(): number { return this.#sendSeq.size; }
 
   /** The name of the task's own kernel port in its space (mach_task_self). */
   get selfName(): PortName { return this.space.lookupPort(this.taskPort) ?? (MACH_PORT_NULL as PortName); }
@@ -184,11 +198,15 @@ export class TaskIpc {
   /**
    * mach_port_insert_right: puts a right under the chosen `name`: taken from this task's own
    * name `poly` by disposition `polyPoly`, or a right the caller holds in transit.
+   * Every condition is checked before the right is taken: on any error the caller keeps it
+   * (the name `poly` is unchanged, a PortRight token stays usable).
    * Returns KERN_SUCCESS; KERN_INVALID_VALUE for a bad disposition or a name that cannot be
    * chosen (MACH_PORT_NULL, MACH_PORT_DEAD, a low byte of 0); KERN_INVALID_NAME /
    * KERN_INVALID_RIGHT when `poly` does not hold what `polyPoly` needs; KERN_INVALID_CAPABILITY
-   * for a dead right; KERN_NAME_EXISTS when `name` is in use by another right; KERN_RIGHT_EXISTS
-   * when the port is already named otherwise here; KERN_UREFS_OVERFLOW; KERN_NO_SPACE.
+   * for a dead right; KERN_NAME_EXISTS when `name` is in use by another right, or its index is,
+   * under another generation (xnu); KERN_RIGHT_EXISTS when the port is already named otherwise
+   * here; KERN_UREFS_OVERFLOW; KERN_NO_SPACE when the space is full or `name` lies more than
+   * 2^16 indices past the names in use (the table does not grow that far for one name).
    */
   insertRight(name: number, poly: number | RightInTransit, polyPoly: number): { kr: number } {
     const target = sanitizePortName(name);
@@ -225,8 +243,9 @@ export class TaskIpc {
       if (merges && (existing.type & MACH_PORT_TYPE_SEND) !== 0 && existing.urefs >= MACH_PORT_UREFS_MAX) {
         return { kr: KERN_UREFS_OVERFLOW };
       }
-    } else if (named === undefined && this.space.full) {
-      return { kr: KERN_NO_SPACE };
+    } else if (named === undefined) {
+      const refusal = this.space.refuseName(target);
+      if (refusal !== null) return { kr: NAME_REFUSALS[refusal] };
     }
     // Checked: now take the right and put it in place.
     const right = typeof poly === 'number' ? this.rights.copyin(poly as PortName, polyPoly).right! : poly;
@@ -259,6 +278,9 @@ export class TaskIpc {
    * Returns KERN_SUCCESS with the previously registered send-once right's name (or
    * MACH_PORT_NULL); KERN_INVALID_NAME; KERN_INVALID_RIGHT for a right the variant does not
    * apply to; KERN_INVALID_VALUE for a bad variant, or a non-zero sync for port-destroyed;
+   * KERN_INVALID_ARGUMENT for a dead-name request with sync 0 on a name already dead (a
+   * non-zero sync has the notification sent at once, the name gaining a uref: GNU Mach, xnu);
+   * KERN_UREFS_OVERFLOW when that dead name holds MACH_PORT_UREFS_MAX urefs;
    * KERN_INVALID_CAPABILITY when `notify` gives no send-once right.
    */
   requestNotification(name: number, variant: number, sync: number, notify: number, notifyPoly: number):
@@ -279,12 +301,17 @@ export class TaskIpc {
     const cancel = notify === MACH_PORT_NULL;
     if (!cancel && (notifyPoly !== MACH_MSG_TYPE_MAKE_SEND_ONCE && notifyPoly !== MACH_MSG_TYPE_MOVE_SEND_ONCE ||
         this.#peek(notify, notifyPoly)?.dead !== false)) return { kr: KERN_INVALID_CAPABILITY, ...none };
+    // Checked before the notify right is taken, which a refused request must leave in place.
+    if (variant === MACH_NOTIFY_DEAD_NAME && entry.type === MACH_PORT_TYPE_DEAD_NAME && !cancel) {
+      if (sync === 0) return { kr: KERN_INVALID_ARGUMENT, ...none };
+      if (entry.urefs >= MACH_PORT_UREFS_MAX) return { kr: KERN_UREFS_OVERFLOW, ...none };
+    }
     const local = receive ? this.#ipc.local(entry.port!) : undefined;
     if (receive && variant !== MACH_NOTIFY_DEAD_NAME && local === undefined) return { kr: KERN_INVALID_RIGHT, ...none };
     const notifyPort = cancel ? null : (this.rights.copyin(notify as PortName, notifyPoly).right as { portId: PortId }).portId;
     let previous: PortId | null;
     if (variant === MACH_NOTIFY_DEAD_NAME) {
-      previous = this.rights.requestDeadName(name as PortName, notifyPort).previous;
+      previous = this.rights.requestDeadName(name as PortName, notifyPort, sync).previous;
     } else if (variant === MACH_NOTIFY_NO_SENDERS) {
       previous = local!.nsrequest?.notify ?? null;
       local!.nsrequest = notifyPort === null ? null : { notify: notifyPort, sync };
@@ -296,7 +323,17 @@ export class TaskIpc {
     return { kr: KERN_SUCCESS, previous: previous === null ? MACH_PORT_NULL : this.#copyoutOrDestroy({ kind: 'send-once', portId: previous }) };
   }
 
+  /**
+   * Copies a right out of a message or the kernel into this space; one that cannot be named is
+   * destroyed. A send or send-once right whose port died on the way arrives as MACH_PORT_DEAD
+   * (ipc_object_copyout_dest), not as a fresh name that only later turns out dead.
+   */
   #copyoutOrDestroy(right: RightInTransit): number {
+    if (right.kind === 'dead') return MACH_PORT_DEAD;
+    if (right.kind !== 'receive' && !this.#ipc.table.isAlive(right.portId)) {
+      destroyRightInTransit(right, this.#ipc.kernelOps);
+      return MACH_PORT_DEAD;
+    }
     const { kr, name } = this.rights.copyout(right, { pegUrefs: true });
     if (kr === KERN_SUCCESS) {
       if (right.kind === 'receive') this.#ipc.receiveRightArrived(right.portId);
@@ -356,9 +393,11 @@ export class TaskIpc {
    * mach_msg's send half. Checks the header, the rights and the memory first (an error then
    * means nothing happened); waits for a queue place unless sent through a send-once right;
    * then takes every right into the message and routes it.
-   * Returns MACH_MSG_SUCCESS; MACH_SEND_INVALID_HEADER, _INVALID_DEST, _INVALID_REPLY,
-   * _INVALID_DATA, _INVALID_TYPE, _INVALID_RIGHT, _INVALID_MEMORY; MACH_SEND_TIMED_OUT when no
-   * queue place came within `timeoutMs`.
+   * Returns MACH_MSG_SUCCESS; MACH_SEND_INVALID_HEADER (also for a msgh_id outside 32 bits),
+   * _INVALID_DEST (also when the destination's name is the reply's and cannot give both rights:
+   * a send-once right twice, or two MOVE_SENDs from one uref), _INVALID_REPLY, _INVALID_DATA,
+   * _INVALID_TYPE, _INVALID_RIGHT, _INVALID_MEMORY; MACH_SEND_TIMED_OUT when no queue place
+   * came within `timeoutMs`.
    */
   async send(msg: MachMsgSend, timeoutMs: number): Promise<number> {
     const deadline = performance.now() + timeoutMs;
@@ -384,12 +423,18 @@ export class TaskIpc {
     if (typeof msg !== 'object' || msg === null || !SEND_DISPOSITIONS.has(msg.remoteDisposition)) return MACH_SEND_INVALID_HEADER;
     const reply = msg.localPort ?? MACH_PORT_NULL;
     if (reply !== MACH_PORT_NULL && !SEND_DISPOSITIONS.has(msg.localDisposition ?? -1)) return MACH_SEND_INVALID_HEADER;
-    if (msg.id !== undefined && !Number.isInteger(msg.id)) return MACH_SEND_INVALID_HEADER;
+    // msgh_id is an integer_t: anything wider could not cross to another node.
+    if (msg.id !== undefined && !(Number.isInteger(msg.id) && msg.id >= -(2 ** 31) && msg.id < 2 ** 31)) {
+      return MACH_SEND_INVALID_HEADER;
+    }
     if (msg.body !== undefined && !(msg.body instanceof Uint8Array)) return MACH_SEND_INVALID_DATA;
     const dest = this.#peek(msg.remotePort, msg.remoteDisposition);
     if (dest === undefined || dest.dead || !this.#ipc.table.isAlive(dest.port!) ||
         this.#ipc.table.kind(dest.port!) !== PortKind.PORT) return MACH_SEND_INVALID_DEST;
     if (reply !== MACH_PORT_NULL && this.#peek(reply, msg.localDisposition!) === undefined) return MACH_SEND_INVALID_REPLY;
+    if (reply === msg.remotePort && !this.#headerPairFits(reply, msg.remoteDisposition, msg.localDisposition!)) {
+      return MACH_SEND_INVALID_DEST;
+    }
     for (const descriptor of msg.ports ?? []) {
       if (typeof descriptor !== 'object' || descriptor === null || !PORT_DISPOSITIONS.has(descriptor.disposition)) {
         return MACH_SEND_INVALID_TYPE;
@@ -400,6 +445,16 @@ export class TaskIpc {
       if (typeof region !== 'object' || region === null) return MACH_SEND_INVALID_MEMORY;
     }
     return { dest: dest.port!, sendOnce: isSendOnceDisposition(msg.remoteDisposition) };
+  }
+
+  /**
+   * Whether one name can give both header rights (xnu's ipc_right_copyin_two), each having been
+   * checked alone: one send-once right cannot go twice, and two MOVE_SENDs need two urefs.
+   */
+  #headerPairFits(name: number, remote: number, local: number): boolean {
+    if (remote === MACH_MSG_TYPE_MOVE_SEND_ONCE || local === MACH_MSG_TYPE_MOVE_SEND_ONCE) return false;
+    if (remote !== MACH_MSG_TYPE_MOVE_SEND || local !== MACH_MSG_TYPE_MOVE_SEND) return true;
+    return this.space.lookup(name as PortName)!.urefs >= 2;
   }
 
   /** Takes the rights and memory into a kernel message and routes it. */
@@ -414,10 +469,16 @@ export class TaskIpc {
       }
       ool.push(captured.region);
     }
-    // Header first, as Mach copies it in: destination, then reply, then the body's rights.
+    // Header first, as Mach copies it in, then the body's rights. Both header rights were
+    // checked together (#headerPairFits); from one name a MOVE_SEND goes after the copy or
+    // make beside it, which may need the right it takes.
+    const replyName = msg.localPort ?? MACH_PORT_NULL;
+    const replyFirst = replyName === msg.remotePort && msg.remoteDisposition === MACH_MSG_TYPE_MOVE_SEND;
+    const takeReply = () => replyName === MACH_PORT_NULL ? null
+      : this.rights.copyin(replyName as PortName, msg.localDisposition!).right;
+    const early = replyFirst ? takeReply() : null;
     this.rights.copyin(msg.remotePort as PortName, msg.remoteDisposition);
-    const reply = (msg.localPort ?? MACH_PORT_NULL) === MACH_PORT_NULL ? null
-      : this.rights.copyin(msg.localPort as PortName, msg.localDisposition!).right;
+    const reply = replyFirst ? early : takeReply();
     const rights: RightInTransit[] = [];
     for (const descriptor of msg.ports ?? []) {
       const { right } = this.rights.copyin(descriptor.name as PortName, descriptor.disposition);
@@ -432,27 +493,52 @@ export class TaskIpc {
     for (const descriptor of msg.ool ?? []) {
       if (descriptor.deallocate === true) this.#memory.deallocate(descriptor.address, descriptor.size);
     }
-    let seq = 0;
-    if (!sendOnce) {
-      seq = (this.#sendSeq.get(dest) ?? 0) + 1;
-      this.#sendSeq.set(dest, seq);
-    }
-    this.#ipc.route({
-      dest, sendOnce, reply, id: msg.id ?? 0, body: msg.body ?? new Uint8Array(0), rights, ool,
-      sender: this.task, seq,
-    });
+    const seq = sendOnce ? 0 : this.#nextSeq(dest);
+    // The message must not share the sender's buffer, which it may reuse at once. A message
+    // leaving this node is copied on its way (ring or structured clone), so only one that
+    // stays here is copied now: one copy either way.
+    const body = msg.body === undefined ? new Uint8Array(0)
+      : this.#ipc.table.location(dest) === this.#ipc.node ? new Uint8Array(msg.body) : msg.body;
+    this.#ipc.route({ dest, sendOnce, reply, id: msg.id ?? 0, body, rights, ool, sender: this.taskPort, seq });
     return MACH_MSG_SUCCESS;
   }
 
   /**
-   * mach_msg's receive half on a receive right or port set `name`: waits (without spinning) up
-   * to `timeoutMs` for a message, then copies its rights and memory out into this task.
-   * Returns MACH_MSG_SUCCESS with the message; MACH_RCV_INVALID_NAME; MACH_RCV_TIMED_OUT;
-   * MACH_RCV_IN_SET for a member of a port set; MACH_RCV_PORT_DIED; MACH_RCV_PORT_CHANGED.
+   * The next sequence number of this task's messages to `dest`. Entries for dead ports are
+   * swept out whenever the map doubles (a dead port receives nothing more, and its PortId is
+   * never reused), so the map holds about the live ports this task sends to, at most the port
+   * table's size, and a set never throws.
    */
-  async receive(name: number, timeoutMs: number): Promise<{ kr: number; msg?: MachMsgReceived }> {
+  #nextSeq(dest: PortId): number {
+    const seq = (this.#sendSeq.get(dest) ?? 0) + 1;
+    if (seq === 1 && this.#sendSeq.size >= this.#sendSeqSweepAt) {
+      for (const port of this.#sendSeq.keys()) if (!this.#ipc.table.isAlive(port)) this.#sendSeq.delete(port);
+      this.#sendSeqSweepAt = Math.max(SEND_SEQ_SWEEP, 2 * this.#sendSeq.size);
+    }
+    this.#sendSeq.set(dest, seq);
+    return seq;
+  }
+
+  /**
+   * mach_msg's receive half on a receive right or port set `name`: waits (without spinning) up
+   * to `timeoutMs` for a message, then copies its rights and memory out into this task. A right
+   * whose port died while the message was queued arrives as MACH_PORT_DEAD.
+   * `rcvSize` is the receive buffer in bytes (0: no limit, the message being allocated for the
+   * receiver), measured against `messageSize`.
+   * Returns MACH_MSG_SUCCESS with the message; MACH_RCV_TOO_LARGE with `size` for a message
+   * larger than `rcvSize`: it stays queued under MACH_RCV_LARGE in `option`, else it is dequeued
+   * and destroyed; MACH_RCV_INVALID_NAME; MACH_RCV_TIMED_OUT; MACH_RCV_IN_SET for a member of a
+   * port set; MACH_RCV_PORT_DIED; MACH_RCV_PORT_CHANGED; KERN_INVALID_ARGUMENT for an `rcvSize`
+   * that is not a non-negative integer.
+   */
+  async receive(name: number, timeoutMs: number, option = 0, rcvSize = 0):
+    Promise<{ kr: number; msg?: MachMsgReceived; size?: number }> {
+    if (!Number.isSafeInteger(rcvSize) || rcvSize < 0) return { kr: KERN_INVALID_ARGUMENT };
+    const large = (option & MACH_RCV_LARGE) !== 0;
+    const limit: ReceiveLimit<KMsg> | undefined = rcvSize === 0 ? undefined
+      : { fits: (kmsg) => messageSize(kmsg) <= rcvSize, large };
     const entry = this.space.lookup(name as PortName);
-    const timeout = timeoutMs === Infinity ? {} : { timeoutMs };
+    const timeout = timeoutMs === Infinity ? { limit } : { timeoutMs, limit };
     let result: { kr: number; msg?: KMsg; seqno?: number };
     if (entry !== undefined && (entry.type & MACH_PORT_TYPE_RECEIVE) !== 0) {
       const port = entry.port!;
@@ -465,7 +551,8 @@ export class TaskIpc {
       if (this.#ipc.local(port) !== local || now?.port !== port || (now.type & MACH_PORT_TYPE_RECEIVE) === 0) {
         return { kr: MACH_RCV_PORT_CHANGED };
       }
-      const left = timeoutMs === Infinity ? {} : { timeoutMs: Math.max(0, timeoutMs - (performance.now() - started)) };
+      const left = timeoutMs === Infinity ? { limit }
+        : { timeoutMs: Math.max(0, timeoutMs - (performance.now() - started)), limit };
       result = await local.queue.receive(left);
     } else if (entry !== undefined && entry.type === MACH_PORT_TYPE_PORT_SET) {
       const set = this.#ipc.portSet(entry.port!);
@@ -476,12 +563,14 @@ export class TaskIpc {
     }
     if (result.msg === undefined) return { kr: result.kr };
     const kmsg = result.msg;
+    if (result.kr === MACH_RCV_TOO_LARGE) {
+      // Under MACH_RCV_LARGE the message is still queued, only lent to read its size.
+      if (!large) this.#ipc.dequeued(kmsg, { destroy: true });
+      return { kr: MACH_RCV_TOO_LARGE, size: messageSize(kmsg) };
+    }
     this.#ipc.dequeued(kmsg);
     const reply = kmsg.reply === null ? MACH_PORT_NULL : this.#copyoutOrDestroy(kmsg.reply);
-    const ports = kmsg.rights.map((right) => ({
-      name: right.kind === 'dead' ? MACH_PORT_DEAD : this.#copyoutOrDestroy(right),
-      type: receivedType(right),
-    }));
+    const ports = kmsg.rights.map((right) => ({ name: this.#copyoutOrDestroy(right), type: receivedType(right) }));
     const ool = kmsg.ool.map((region) => ({ address: this.#memory.map(region).address, size: region.size }));
     return {
       kr: MACH_MSG_SUCCESS,
@@ -582,12 +671,15 @@ export class TaskIpc {
   }
 }
 
-/** `promise`, or `expired` once `timeoutMs` passed first (no timer for Infinity). */
+/**
+ * `promise`, or `expired` once `timeoutMs` passed first (no timer for Infinity). systemClock,
+ * because Node's setTimeout fires any delay above 2^31 − 1 ms after 1 ms.
+ */
 function withTimeout<T>(promise: Promise<T>, timeoutMs: number, expired: number): Promise<T | number> {
   if (timeoutMs === Infinity) return promise;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<number>((resolve) => { timer = setTimeout(() => resolve(expired), timeoutMs); });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  let timer: unknown;
+  const timeout = new Promise<number>((resolve) => { timer = systemClock.setTimeout(() => resolve(expired), timeoutMs); });
+  return Promise.race([promise, timeout]).finally(() => systemClock.clearTimeout(timer));
 }
 
 /** Releases the send rights an unadopted child's inherited ports held. */

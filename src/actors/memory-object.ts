@@ -4,7 +4,8 @@
  * shared reference table, so any node maps or unmaps it with a single Atomics operation.
  */
 import {
-  REF_COUNT, REF_GENERATION, REF_RESIDENT, REF_TABLE_SLOTS, REF_WORDS, RESIDENT_NODES,
+  HOLDING_BYTES, HOLDING_SLOTS, REF_COUNT, REF_GENERATION, REF_MAPS, REF_RESIDENT, REF_TABLE_SLOTS, REF_WORDS,
+  RESIDENT_NODES,
   type MemoryObjectName, type MemoryObjectRef,
 } from '../shared/protocol.js';
 import type { NodeId } from '../shared/types.js';
@@ -75,8 +76,37 @@ export class ObjectReferences {
     const table = this.#table(object.home);
     const base = object.slot * REF_WORDS;
     Atomics.store(table, base + REF_RESIDENT, 0);
+    Atomics.store(table, base + REF_MAPS, 0);
     Atomics.store(table, base + REF_COUNT, count);
     return Atomics.add(table, base + REF_GENERATION, 1) + 1;
+  }
+
+  /**
+   * Counts the vm maps mapping the object now (+1 when a map starts mapping it, -1 when its last
+   * entry of it goes), apart from the references images and messages in flight hold; returns the
+   * new count. vm_region's `shared` is this count above 1.
+   */
+  countMaps(object: MemoryObjectName, delta: 1 | -1): number {
+    return Atomics.add(this.#table(object.home), object.slot * REF_WORDS + REF_MAPS, delta) + delta;
+  }
+
+  /** How many vm maps map the object now (see countMaps). */
+  maps(object: MemoryObjectName): number {
+    return Atomics.load(this.#table(object.home), object.slot * REF_WORDS + REF_MAPS);
+  }
+
+  /**
+   * Drops the `maps` references that the maps of dead node `node` held, and those maps from the
+   * map count; true when they were the last, and the home pager must free the object.
+   */
+  forgetNode(object: MemoryObjectName, node: number, maps: number): boolean {
+    const table = this.#table(object.home);
+    const base = object.slot * REF_WORDS;
+    this.setResident(object, node, false);
+    Atomics.sub(table, base + REF_MAPS, maps);
+    const before = Atomics.sub(table, base + REF_COUNT, maps);
+    if (before < maps) throw new Error(`memory object ${object.home}:${object.slot} over-released`);
+    return before === maps;
   }
 
   /** True when `node` has said it holds the object's buffer (a hint: it may have let go since). */
@@ -91,5 +121,66 @@ export class ObjectReferences {
     const index = object.slot * REF_WORDS + REF_RESIDENT;
     if (resident) Atomics.or(this.#table(object.home), index, 1 << node);
     else Atomics.and(this.#table(object.home), index, ~(1 << node));
+  }
+}
+
+/**
+ * What one node's vm maps hold, kept in shared memory so the survivors can give it back when the
+ * node dies (its heap, and the count of maps in it, die with it): an entry per object mapped
+ * there, with how many of its maps map it, each of which holds one reference. Written by its
+ * node alone (a map starts or stops mapping an object); read by the others once it is dead.
+ *
+ *   | entries ever used | key + 1 | maps | key + 1 | maps | ...   (HOLDING_SLOTS entries; key 0: free)
+ *
+ * A node mapping more than HOLDING_SLOTS objects at once records the rest nowhere: if it dies,
+ * those stay referenced (counted in `overflow`).
+ */
+export class MapHoldings {
+  readonly #words: Int32Array;
+  readonly #free: number[] = [];
+  overflow = 0;
+
+  constructor(sab: SharedArrayBuffer) {
+    this.#words = new Int32Array(sab);
+  }
+
+  static create(): SharedArrayBuffer {
+    return new SharedArrayBuffer(HOLDING_BYTES);
+  }
+
+  /** Records an object newly mapped here by one map; its entry, or undefined when full. */
+  add(key: number): number | undefined {
+    let entry = this.#free.pop();
+    if (entry === undefined) {
+      entry = this.#words[0]!;
+      if (entry >= HOLDING_SLOTS) {
+        this.overflow++;
+        return undefined;
+      }
+      Atomics.store(this.#words, 0, entry + 1);
+    }
+    Atomics.store(this.#words, 2 + entry * 2, 1);
+    Atomics.store(this.#words, 1 + entry * 2, key + 1);
+    return entry;
+  }
+
+  set(entry: number, maps: number): void { Atomics.store(this.#words, 2 + entry * 2, maps); }
+
+  remove(entry: number): void {
+    Atomics.store(this.#words, 1 + entry * 2, 0);
+    this.#free.push(entry);
+  }
+
+  /** Every object a (dead) node's maps held: its key and how many maps held it. */
+  static entries(sab: SharedArrayBuffer): Array<{ readonly key: number; readonly maps: number }> {
+    const words = new Int32Array(sab);
+    const entries: Array<{ key: number; maps: number }> = [];
+    const used = Math.min(HOLDING_SLOTS, Atomics.load(words, 0));
+    for (let entry = 0; entry < used; entry++) {
+      const key = Atomics.load(words, 1 + entry * 2) - 1;
+      const maps = Atomics.load(words, 2 + entry * 2);
+      if (key >= 0 && maps > 0) entries.push({ key, maps });
+    }
+    return entries;
   }
 }

@@ -10,7 +10,6 @@ import {
 } from '../shared/constants.js';
 import type { WireKmsg, WireRight } from '../shared/kmsg-wire.js';
 import type { MemoryObjectRef } from '../shared/protocol.js';
-import type { TaskId } from '../shared/types.js';
 import type { PortId, RightInTransit } from './ipc-types.js';
 
 /** A port right a message carries, by the disposition the sender applies to its name. */
@@ -82,9 +81,33 @@ export interface KMsg {
   readonly body: Uint8Array;
   readonly rights: readonly RightInTransit[];
   readonly ool: readonly OolRegion[];
-  /** The sending task (0 for the kernel) and its sequence number for `dest`, from 1. */
-  readonly sender: TaskId | 0;
+  /**
+   * The sending task's kernel port (0 for the kernel), and the task's sequence number for
+   * `dest`, from 1. A port, not a TaskId, so the receiving node can tell from the port table
+   * whether the sender is still alive (ipc-node.ts prunes its order state by that).
+   */
+  readonly sender: PortId | 0;
   readonly seq: number;
+}
+
+/** Bytes of mach_msg_header_t (ILP32: bits, size, remote, local, seqno or voucher, id). */
+export const MACH_MSG_HEADER_SIZE = 24;
+/** Bytes of mach_msg_body_t (the descriptor count of a complex message). */
+export const MACH_MSG_BODY_SIZE = 4;
+/** Bytes of one port or out-of-line descriptor (ILP32 mach_msg_port_descriptor_t / _ool_). */
+export const MACH_MSG_DESCRIPTOR_SIZE = 12;
+
+/**
+ * A message's size as mach_msg's rcv_size is measured against it, laid out as Mach would lay out
+ * the received message on a 32-bit task: the header, then, for a message carrying port rights or
+ * out-of-line regions, the descriptor count and one descriptor each, then the inline body bytes.
+ * The reply right travels in the header and adds nothing; out-of-line memory counts by its
+ * descriptor, not its size.
+ */
+export function messageSize(kmsg: KMsg): number {
+  const descriptors = kmsg.rights.length + kmsg.ool.length;
+  const complex = descriptors === 0 ? 0 : MACH_MSG_BODY_SIZE + MACH_MSG_DESCRIPTOR_SIZE * descriptors;
+  return MACH_MSG_HEADER_SIZE + complex + kmsg.body.length;
 }
 
 /** Dispositions a destination may be sent with, and what each leaves in the message. */
@@ -157,6 +180,6 @@ export function fromWire(wire: WireKmsg): KMsg {
   return {
     dest: wire.dest as PortId, sendOnce: wire.destType === MACH_MSG_TYPE_PORT_SEND_ONCE,
     reply: wire.reply === null ? null : fromWireRight(wire.reply), id: wire.id, body: wire.body,
-    rights: wire.rights.map(fromWireRight), ool: [], sender: wire.sender as TaskId | 0, seq: wire.seq,
+    rights: wire.rights.map(fromWireRight), ool: [], sender: wire.sender as PortId | 0, seq: wire.seq,
   };
 }

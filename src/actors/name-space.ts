@@ -58,6 +58,9 @@ interface PortNames {
   sendOnce: Set<PortName>;
 }
 
+/** Why a chosen name cannot take a new entry (see `NameSpace.refuseName`). */
+export type NameRefusal = 'malformed' | 'exists' | 'far' | 'full';
+
 export interface NameSpaceOptions {
   /** The most names the space may hold at once (`task_set_port_space`); default 2^24 − 1. */
   readonly maxEntries?: number;
@@ -152,28 +155,37 @@ export class NameSpace {
   }
 
   /**
-   * Stores `entry` under a name the caller chose (mach_port_insert_right). Returns false, and
-   * changes nothing, when the name is reserved, malformed (generation 0) or in use.
-   * Conditions: as for `insert`.
+   * Why `name` cannot be chosen for a new entry, or null when it can: 'malformed' for
+   * MACH_PORT_NULL, MACH_PORT_DEAD, a non-32-bit value or generation 0; 'exists' when its index
+   * holds an entry, under this generation or another (xnu's ipc_entry_alloc_name); 'far' when
+   * the index lies more than 2^16 past the table, which does not grow that far at once; 'full'.
    */
-  insertNamed(name: PortName, entry: IpcEntry): boolean {
-    if (!Number.isInteger(name) || name <= 0 || name >= 0xffffffff || name % 256 === 0 || this.full) return false;
+  refuseName(name: PortName): NameRefusal | null {
+    if (!Number.isInteger(name) || name <= 0 || name >= 0xffffffff || name % 256 === 0) return 'malformed';
     const index = Math.floor(name / 256);
-    // A chosen name may lie past the names in use, but not so far that the table balloons.
-    if (index > this.#slots.length + MAX_NAME_GAP) return false;
+    if (this.#slots[index]?.entry != null) return 'exists';
+    if (index > this.#slots.length + MAX_NAME_GAP) return 'far';
+    return this.full ? 'full' : null;
+  }
+
+  /**
+   * Stores `entry` under a name the caller chose (mach_port_insert_right).
+   * Conditions: as for `insert`, and `refuseName(name)` is null.
+   */
+  insertNamed(name: PortName, entry: IpcEntry): void {
+    assert(this.refuseName(name) === null, `insertNamed under refused name ${name}`);
+    const index = Math.floor(name / 256);
     while (this.#slots.length <= index) {
       this.#free.push(this.#slots.length);
       this.#slots.push({ gen: 1, entry: null });
     }
     const slot = this.#slots[index]!;
-    if (slot.entry !== null) return false;
     const queued = this.#free.indexOf(index, this.#freeHead);
     if (queued >= 0) this.#free.splice(queued, 1);
     slot.gen = name % 256;
     slot.entry = entry;
     this.#size++;
     this.#index(name, entry);
-    return true;
   }
 
   /**

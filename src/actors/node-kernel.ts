@@ -7,13 +7,13 @@ import {
   KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_RESOURCE_SHORTAGE, KERN_SUCCESS, KERN_TERMINATED,
   KERN_NODE_DOWN, MACH_MSG_SUCCESS, MACH_RCV_MSG, MACH_RCV_TIMEOUT, MACH_SEND_INVALID_DEST,
   MACH_SEND_INVALID_HEADER, MACH_SEND_MSG,
-  MACH_SEND_TIMEOUT, TASK_HOST_PORT, VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE,
+  MACH_SEND_TIMEOUT, MACH_PORT_TYPE_RECEIVE, TASK_HOST_PORT, VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE,
 } from '../shared/constants.js';
 import { KernError } from '../shared/errors.js';
 import {
-  imageEntries, imageObjects, serializeError, TaskImageWriter, type ForkMode, type ForkReply,
+  imageEntries, imageObjects, TaskImageWriter, type ForkMode, type ForkReply,
   type KrReply, type MemoryObjectName, type NodeApi, type NodeStartup, type PagerInfo,
-  type RegionInfo, type ReleasingReply, type SerializedError, type TaskBasicInfo, type TaskImage,
+  type RegionInfo, type ReleasingReply, type TaskBasicInfo, type TaskImage,
   type TaskLedgers, type ViewReply, type InheritedPorts, type IpcTraffic, type NodeToNode,
   type ImageObject, REF_TABLE_SLOTS,
 } from '../shared/protocol.js';
@@ -24,14 +24,15 @@ import { DefaultPager } from './default-pager.js';
 import { NodeIpc } from './ipc-node.js';
 import { releaseInherited, TaskIpc, type OolMemory } from './ipc-task.js';
 import { PortKind, PortTable } from './port-table.js';
-import type { RightInTransit } from './ipc-types.js';
+import type { PortId, RightInTransit } from './ipc-types.js';
 import type { MachMsgReceived, MachMsgSend } from './message.js';
 import { taskIpcMach, type TaskCall, type TaskIpcMach } from '../shared/ipc-facade.js';
 import { taskMach, type CallOnTask, type TaskMach } from '../shared/task-facade.js';
 import { isLedgerRef, Ledger } from './ledger.js';
-import { MemoryObject, ObjectReferences } from './memory-object.js';
+import { MapHoldings, MemoryObject, ObjectReferences } from './memory-object.js';
 import { TaskActor } from './task.js';
 import { VmMap, type VmMapEntry, type VmMapHooks } from './vm-map.js';
+import { loadExport, resumesTaskCode, runTaskCode, taskCodeRuns, type CodeReply } from './task-code.js';
 
 /** What user code run in a task (taskExecute) receives as its first argument. */
 export interface TaskContext {
@@ -67,10 +68,21 @@ export class NodeKernel implements NodeApi {
   readonly #ipc: NodeIpc;
   readonly #post: (node: NodeId, message: NodeToNode) => void;
   readonly #callNode: NodeLinks['callNode'];
+  /** Every node's MapHoldings (this node's is written here; a dead node's is read to release it). */
+  readonly #holdingTables: readonly SharedArrayBuffer[];
+  readonly #holdings: MapHoldings;
+  /** Nodes this node has seen go down (nodeDown ran for them). */
+  readonly #down = new Set<NodeId>();
+  /** Parents of teleports to another node, out of the task table until their child is built or not. */
+  readonly #teleporting = new Map<TaskId, TaskActor>();
 
-  /** `links` reach the other nodes directly (node-main's peer channels). */
-  constructor(startup: Pick<NodeStartup, 'node' | 'nodes' | 'pageSize' | 'refTables' | 'portTable'>,
-    links: NodeLinks = { post: () => {}, callNode: async () => ({ kr: KERN_NODE_DOWN }) }) {
+  /**
+   * `links` reach the other nodes directly (node-main's peer channels). Without `holdings`
+   * (single-node tests) this node's holdings are recorded where no one reads them.
+   */
+  constructor(startup: Pick<NodeStartup, 'node' | 'nodes' | 'pageSize' | 'refTables' | 'portTable'> &
+    Partial<Pick<NodeStartup, 'holdings'>>,
+  links: NodeLinks = { post: () => {}, callNode: async () => ({ kr: KERN_NODE_DOWN }) }) {
     this.id = startup.node;
     this.nodes = startup.nodes;
     this.pageSize = startup.pageSize;
@@ -79,10 +91,22 @@ export class NodeKernel implements NodeApi {
     this.#callNode = links.callNode;
     this.#references = new ObjectReferences(startup.refTables);
     this.#pager = new DefaultPager(this.id, this.#references);
+    this.#holdingTables = startup.holdings ?? [];
+    this.#holdings = new MapHoldings(this.#holdingTables[this.id] ?? MapHoldings.create());
     this.#ipc = new NodeIpc(this.id, new PortTable(startup.portTable, this.id), {
-      post: (node, traffic) => post(node, { op: 'ipc', traffic }),
+      post: (node, traffic) => {
+        if (this.#down.has(node)) {
+          // After the sweep only a queue shipped to a receive right taken there just before
+          // the death can still be headed there (NodeIpc.reclaim), or a message caught in it.
+          if (traffic.op === 'port-state') this.#ipc.reclaim(traffic.state);
+          else if (traffic.op === 'kmsg') this.#ipc.destroyMessage(traffic.kmsg);
+          return;
+        }
+        this.#ipc.departing(node, traffic);
+        post(node, { op: 'ipc', traffic });
+      },
       releaseObject: (object) => this.#releaseNow([object]),
-      portDied: (task, port) => this.#tasks.get(task)?.ipc.portDied(port),
+      portDied: (task, port) => (this.#tasks.get(task) ?? this.#teleporting.get(task))?.ipc.portDied(port),
     });
   }
 
@@ -92,21 +116,32 @@ export class NodeKernel implements NodeApi {
    * entry lives, and cleared before the last map's reference goes, so a slot reused for another
    * object never shows this node resident.
    */
-  readonly #held = new Map<number, { readonly object: MemoryObject; maps: number }>();
+  readonly #held = new Map<number, { readonly object: MemoryObject; maps: number; readonly holding: number | undefined }>();
   readonly #buffers: VmMapHooks = {
     mapped: (object) => {
+      this.#references.countMaps(object, 1);
       const held = this.#held.get(object.key);
       if (held !== undefined && held.object.generation === object.generation) {
         held.maps++;
+        if (held.holding !== undefined) this.#holdings.set(held.holding, held.maps);
         return;
       }
-      this.#held.set(object.key, { object, maps: 1 });
+      if (held?.holding !== undefined) this.#holdings.remove(held.holding);
+      this.#held.set(object.key, { object, maps: 1, holding: this.#holdings.add(object.key) });
       if (object.home !== this.id) this.#references.setResident(object, this.id, true);
     },
+    // The holding shrinks before the caller drops the reference: a node dying in between
+    // leaks one reference rather than having it released twice.
     unmapped: (object) => {
+      this.#references.countMaps(object, -1);
       const held = this.#held.get(object.key);
-      if (held === undefined || --held.maps > 0) return;
+      if (held === undefined) return;
+      if (--held.maps > 0) {
+        if (held.holding !== undefined) this.#holdings.set(held.holding, held.maps);
+        return;
+      }
       this.#held.delete(object.key);
+      if (held.holding !== undefined) this.#holdings.remove(held.holding);
       if (object.home !== this.id) this.#references.setResident(object, this.id, false);
     },
   };
@@ -120,20 +155,37 @@ export class NodeKernel implements NodeApi {
   }
 
   /** IPC traffic from another node. */
-  receiveTraffic(traffic: IpcTraffic): void { this.#ipc.receiveTraffic(traffic); }
+  receiveTraffic(traffic: IpcTraffic): void {
+    if (traffic.op === 'kmsg') this.#ipc.countArrival(traffic.kmsg);
+    this.#ipc.receiveTraffic(traffic);
+  }
 
-  #newTask(token: SecurityToken, ledgers: TaskLedgers, ports: InheritedPorts | null): TaskActor {
-    const task = new TaskActor(makeTaskId(this.id, this.#nextTask++), this.id,
-      new VmMap(this.pageSize, undefined, this.#buffers), token, ledgers,
-      (actor) => new TaskIpc(this.#ipc, actor.id, this.#oolMemory(actor), ports));
+  /**
+   * A new task, or undefined when the port table has no slot for its kernel port (the caller
+   * answers KERN_RESOURCE_SHORTAGE). Nothing else is taken before the port, so nothing leaks.
+   */
+  #newTask(token: SecurityToken, ledgers: TaskLedgers, ports: InheritedPorts | null): TaskActor | undefined {
+    let task: TaskActor;
+    try {
+      task = new TaskActor(makeTaskId(this.id, this.#nextTask++), this.id,
+        new VmMap(this.pageSize, undefined, this.#buffers), token, ledgers,
+        (actor) => new TaskIpc(this.#ipc, actor.id, this.#oolMemory(actor), ports));
+    } catch (error) {
+      // TaskIpc throws RangeError('port table full') when its kernel port cannot be made.
+      if (error instanceof RangeError) return undefined;
+      throw error;
+    }
     this.#tasks.set(task.id, task);
     return task;
   }
 
   /** Releases references now, handing objects homed elsewhere to their pagers directly. */
-  #releaseNow(objects: Iterable<MemoryObjectName>): void {
+  #releaseNow(objects: Iterable<MemoryObjectName>): void { this.#toHomes(this.#release(objects)); }
+
+  /** Hands objects whose last reference is gone, homed on other nodes, to their pagers. */
+  #toHomes(released: readonly MemoryObjectName[]): void {
     const byHome = new Map<NodeId, MemoryObjectName[]>();
-    for (const object of this.#release(objects)) byHome.set(object.home, [...(byHome.get(object.home) ?? []), object]);
+    for (const object of released) byHome.set(object.home, [...(byHome.get(object.home) ?? []), object]);
     for (const [home, names] of byHome) this.#post(home, { op: 'release', objects: names });
   }
 
@@ -189,7 +241,12 @@ export class NodeKernel implements NodeApi {
     const host = this.#ipc.createPort(PortKind.HOST);
     if (host === undefined) return { kr: KERN_RESOURCE_SHORTAGE };
     this.#ipc.table.addSendRight(host);
-    return { kr: KERN_SUCCESS, task: this.#newTask(token, ledgers, { special: [[TASK_HOST_PORT, host]], registered: [null, null, null] }).id };
+    const task = this.#newTask(token, ledgers, { special: [[TASK_HOST_PORT, host]], registered: [null, null, null] });
+    if (task === undefined) {
+      this.#ipc.destroyPort(host);
+      return { kr: KERN_RESOURCE_SHORTAGE };
+    }
+    return { kr: KERN_SUCCESS, task: task.id };
   }
 
   /**
@@ -212,12 +269,32 @@ export class NodeKernel implements NodeApi {
     if (mode === 'teleport' && childNode === this.id) return { kr: KERN_SUCCESS, child: parent.id };
     const captured = this.#capture(parent, mode, inheritMemory, ledgers ?? parent.ledgers, childNode);
     if (captured.image === undefined) return { kr: captured.kr };
-    const released = mode === 'teleport' ? this.#terminate(parent) : [];
-    if (childNode === this.id) {
-      const objects = imageObjects(captured.image);
-      return { kr: KERN_SUCCESS, child: this.#adopt(captured.image, objects, objects.map((object) => this.#bufferOf(object)!)).id, released };
+    if (childNode !== this.id) {
+      if (mode !== 'teleport') return { kr: KERN_SUCCESS, image: captured.image, released: [], childNode };
+      // Calls naming the parent answer KERN_INVALID_ARGUMENT from now on, as they will once it
+      // is gone; it is terminated only when its child exists (teleportSettled), so a child's
+      // node that dies first leaves it alive and unchanged.
+      this.#tasks.delete(parent.id);
+      this.#teleporting.set(parent.id, parent);
+      return { kr: KERN_SUCCESS, image: captured.image, released: [], childNode, teleported: parent.id };
     }
-    return { kr: KERN_SUCCESS, image: captured.image, released, childNode };
+    const objects = imageObjects(captured.image);
+    return this.#adopted(captured.image, [], objects, objects.map((object) => this.#bufferOf(object)!));
+  }
+
+  /**
+   * The teleport of `parent` to another node is decided: with `built`, its child exists and the
+   * parent is terminated (returns the objects released for good that are homed elsewhere, for
+   * the host to hand on); otherwise the child never will and the parent is back, unchanged.
+   * Conditions: runs on the parent's node, once per teleport (later calls do nothing).
+   */
+  teleportSettled(parent: TaskId, built: boolean): MemoryObjectName[] {
+    const task = this.#teleporting.get(parent);
+    if (task === undefined) return [];
+    this.#teleporting.delete(parent);
+    if (built) return this.#terminate(task);
+    this.#tasks.set(parent, task);
+    return [];
   }
 
   /**
@@ -225,38 +302,47 @@ export class NodeKernel implements NodeApi {
    * An image leaves out buffers this node held when it was made; one let go of since is fetched
    * from its home pager (the image's reference keeps the object alive there).
    * Returns the fork reply the host is waiting for, passing on the parent's `released`;
-   * KERN_NODE_DOWN when a home node is down (the image's references are dropped).
+   * KERN_NODE_DOWN when a home node is down; KERN_RESOURCE_SHORTAGE when the port table has no
+   * slot for the child's kernel port. On failure the image's references are dropped.
    */
   taskAdopt(image: TaskImage, released: readonly MemoryObjectName[]): ForkReply | Promise<ForkReply> {
     const objects = imageObjects(image);
     const buffers = objects.map((object) => this.#bufferOf(object));
-    if (!buffers.includes(undefined)) return { kr: KERN_SUCCESS, child: this.#adopt(image, objects, buffers as SharedArrayBuffer[]).id, released };
-    return this.#adoptFetching(image, released, objects, buffers);
+    if (buffers.includes(undefined)) return this.#adoptFetching(image, released, objects, buffers);
+    return this.#adopted(image, released, objects, buffers as SharedArrayBuffer[]);
   }
 
+  /** Fetches the missing buffers from their homes, all homes at once, then builds the child. */
   async #adoptFetching(image: TaskImage, released: readonly MemoryObjectName[], objects: ImageObject[],
     buffers: (SharedArrayBuffer | undefined)[]): Promise<ForkReply> {
     const byHome = new Map<NodeId, number[]>();
     buffers.forEach((buffer, index) => {
       if (buffer === undefined) byHome.set(objects[index]!.home, [...(byHome.get(objects[index]!.home) ?? []), index]);
     });
-    for (const [home, indices] of byHome) {
-      const reply = await this.#callNode(home, 'pagerBuffers', [indices.map((index) => objects[index]!.slot)]) as
-        { kr: number; buffers?: SharedArrayBuffer[] };
-      if (reply.buffers === undefined) {
-        this.#releaseNow(this.imageRelease(image).released);
-        return { kr: reply.kr === KERN_SUCCESS ? KERN_FAILURE : reply.kr, released };
-      }
-      indices.forEach((index, at) => { buffers[index] = reply.buffers![at]; });
+    const homes = [...byHome];
+    const replies = await Promise.all(homes.map(([home, indices]) =>
+      this.#callNode(home, 'pagerBuffers', [indices.map((index) => objects[index]!.slot)]) as
+        Promise<{ kr: number; buffers?: SharedArrayBuffer[] }>));
+    const failed = replies.find((reply) => reply.buffers === undefined);
+    if (failed !== undefined) {
+      // imageRelease has dropped the references: only the objects it freed go on, to their homes.
+      this.#toHomes(this.imageRelease(image).released);
+      return { kr: failed.kr === KERN_SUCCESS ? KERN_FAILURE : failed.kr, released };
     }
-    return { kr: KERN_SUCCESS, child: this.#adopt(image, objects, buffers as SharedArrayBuffer[]).id, released };
+    homes.forEach(([, indices], at) => indices.forEach((index, order) => { buffers[index] = replies[at]!.buffers![order]; }));
+    return this.#adopted(image, released, objects, buffers as SharedArrayBuffer[]);
   }
 
-  #adopt(image: TaskImage, objects: readonly ImageObject[], buffers: readonly SharedArrayBuffer[]): TaskActor {
+  #adopted(image: TaskImage, released: readonly MemoryObjectName[], objects: readonly ImageObject[],
+    buffers: readonly SharedArrayBuffer[]): ForkReply {
     const child = this.#newTask(image.token, image.ledgers, image.ports);
+    if (child === undefined) {
+      this.#toHomes(this.imageRelease(image).released);
+      return { kr: KERN_RESOURCE_SHORTAGE, released };
+    }
     const mapped = objects.map((object, index) => new MemoryObject({ ...object, sab: buffers[index]! }));
     for (const entry of imageEntries(image, mapped)) child.map.enter(entry);
-    return child;
+    return { kr: KERN_SUCCESS, child: child.id, released };
   }
 
   /** The buffers of live objects homed here, for a node adopting an image that only named them. */
@@ -348,41 +434,40 @@ export class NodeKernel implements NodeApi {
 
   /**
    * Runs `exportName` of the module at `moduleUrl` on this node, in the task: it receives a
-   * TaskContext and `args`. Waits while the task is suspended.
-   * Returns KERN_SUCCESS with the function's result; KERN_INVALID_ARGUMENT for an unknown task
-   * or an export that is not a function; KERN_TERMINATED when the task ends before it could
-   * run; KERN_FAILURE with the error when loading or running the code throws.
+   * TaskContext and `args`. Waits while the task is suspended. Every failure but KERN_TERMINATED
+   * carries an error whose message names the module and export or what the code threw.
+   * Returns KERN_SUCCESS with the function's result; KERN_INVALID_ARGUMENT for an unknown task,
+   * malformed arguments, a relative or missing module, or an export that is missing or not a
+   * function; KERN_TERMINATED when the task ends before it could run; KERN_FAILURE when loading
+   * or running the code throws. A result that cannot be cloned is answered by node-main with
+   * KERN_FAILURE (see uncloneableReply).
    */
-  async taskExecute(id: TaskId, moduleUrl: string, exportName: string, args: readonly unknown[]):
-    Promise<{ kr: number; value?: unknown; error?: SerializedError }> {
+  async taskExecute(id: TaskId, moduleUrl: string, exportName: string, args: readonly unknown[]): Promise<CodeReply> {
     const task = this.#task(id);
-    if (task === undefined || typeof moduleUrl !== 'string' || typeof exportName !== 'string' ||
-        !Array.isArray(args)) return { kr: KERN_INVALID_ARGUMENT };
-    let module: Record<string, unknown>;
-    try {
-      module = await import(moduleUrl) as Record<string, unknown>;
-    } catch (error) {
-      return { kr: KERN_FAILURE, error: serializeError(error) };
+    if (task === undefined) return { kr: KERN_INVALID_ARGUMENT, error: { name: 'Error', message: `no task ${id} on node ${this.id}` } };
+    if (typeof moduleUrl !== 'string' || typeof exportName !== 'string' || !Array.isArray(args)) {
+      return { kr: KERN_INVALID_ARGUMENT, error: { name: 'TypeError', message: 'module and export must be strings, args an array' } };
     }
-    const entry = module[exportName];
-    if (typeof entry !== 'function') return { kr: KERN_INVALID_ARGUMENT };
+    const loaded = await loadExport(moduleUrl, exportName);
+    if (!('entry' in loaded)) return loaded;
     if (!await task.whenRunnable()) return { kr: KERN_TERMINATED };
-    try {
-      return { kr: KERN_SUCCESS, value: await entry(this.#context(task), ...args) };
-    } catch (error) {
-      return { kr: KERN_FAILURE, error: serializeError(error) };
-    }
+    return runTaskCode(task.id, loaded.entry, [this.#context(task), ...args]);
   }
 
+  /** What task code gets; each call into the kernel marks the task's code as running again. */
   #context(task: TaskActor): TaskContext {
-    const call = ((method: keyof NodeApi, ...args: unknown[]) =>
-      Promise.resolve((this[method] as (...routineArgs: unknown[]) => unknown)(task.id, ...args))) as TaskCall;
+    const call = ((method: keyof NodeApi, ...args: unknown[]) => resumesTaskCode(task.id,
+      Promise.resolve((this[method] as (...routineArgs: unknown[]) => unknown)(task.id, ...args)))) as TaskCall;
+    const onTaskPort = this.#onTaskPort(task) as (name: number, ...rest: unknown[]) => Promise<{ kr: number }>;
+    const onTask = ((name: number, ...rest: unknown[]) =>
+      resumesTaskCode(task.id, onTaskPort(name, ...rest))) as CallOnTask<number>;
     return {
       node: this.id,
       task: task.id,
       pageSize: this.pageSize,
-      mach: { ...taskIpcMach(call), ...taskMach(this.#onTaskPort(task)) },
+      mach: { ...taskIpcMach(call), ...taskMach(onTask) },
       view: (address, size) => {
+        taskCodeRuns(task.id);
         const view = task.map.view(address, size);
         if (view.kr !== KERN_SUCCESS) throw new KernError(view.kr, `view(${address}, ${size})`);
         return new Uint8Array(view.sab!, view.byteOffset, view.length);
@@ -433,7 +518,8 @@ export class NodeKernel implements NodeApi {
       protection: entry.protection,
       maxProtection: entry.maxProtection,
       inheritance: entry.inheritance,
-      shared: this.#references.count(entry.object) > 1,
+      // Another map, not merely a reference: images and messages in flight hold references too.
+      shared: this.#references.maps(entry.object) > 1,
       offset: entry.offset,
       object: entry.object.label,
     };
@@ -499,11 +585,18 @@ export class NodeKernel implements NodeApi {
   portMoveMember(id: TaskId, member: number, after: number) {
     return this.#ipcOf(id)?.moveMember(member, after) ?? { kr: KERN_INVALID_ARGUMENT };
   }
+  /** A send-once right inserted from outside this node is this node's to answer for from now on. */
   portInsertRight(id: TaskId, name: number, poly: number | RightInTransit, polyPoly: number) {
-    return this.#ipcOf(id)?.insertRight(name, poly, polyPoly) ?? { kr: KERN_INVALID_ARGUMENT };
+    const reply = this.#ipcOf(id)?.insertRight(name, poly, polyPoly) ?? { kr: KERN_INVALID_ARGUMENT };
+    if (reply.kr === KERN_SUCCESS && typeof poly === 'object' && poly.kind === 'send-once') this.#ipc.table.sendOnceMade(poly.portId);
+    return reply;
   }
+  /** A send-once right extracted leaves this node's count: its holder outside answers for it. */
   portExtractRight(id: TaskId, name: number, msgtName: number) {
-    return this.#ipcOf(id)?.extractRight(name, msgtName) ?? { kr: KERN_INVALID_ARGUMENT };
+    const reply: { kr: number; right?: RightInTransit; type?: number } =
+      this.#ipcOf(id)?.extractRight(name, msgtName) ?? { kr: KERN_INVALID_ARGUMENT };
+    if (reply.right?.kind === 'send-once') this.#ipc.table.sendOnceUsed(reply.right.portId);
+    return reply;
   }
   /** Waits for a migrating receive right's queue first: the request is kept with the queue. */
   async portRequestNotification(id: TaskId, name: number, variant: number, sync: number, notify: number, notifyPoly: number) {
@@ -526,8 +619,8 @@ export class NodeKernel implements NodeApi {
    * Returns what TaskIpc.send and TaskIpc.receive return; MACH_SEND_INVALID_HEADER for a
    * malformed timeout; KERN_INVALID_ARGUMENT for an unknown task.
    */
-  async machMsg(id: TaskId, msg: MachMsgSend | null, option: number, rcvName: number, timeout: number):
-    Promise<{ kr: number; msg?: MachMsgReceived }> {
+  async machMsg(id: TaskId, msg: MachMsgSend | null, option: number, rcvName: number, timeout: number, rcvSize = 0):
+    Promise<{ kr: number; msg?: MachMsgReceived; size?: number }> {
     const ipc = this.#ipcOf(id);
     if (ipc === undefined || !Number.isInteger(option)) return { kr: KERN_INVALID_ARGUMENT };
     if (typeof timeout !== 'number' || !(timeout >= 0)) return { kr: MACH_SEND_INVALID_HEADER };
@@ -535,7 +628,7 @@ export class NodeKernel implements NodeApi {
       const kr = await ipc.send(msg as MachMsgSend, option & MACH_SEND_TIMEOUT ? timeout : Infinity);
       if (kr !== MACH_MSG_SUCCESS) return { kr };
     }
-    if (option & MACH_RCV_MSG) return ipc.receive(rcvName, option & MACH_RCV_TIMEOUT ? timeout : Infinity);
+    if (option & MACH_RCV_MSG) return ipc.receive(rcvName, option & MACH_RCV_TIMEOUT ? timeout : Infinity, option, rcvSize);
     return { kr: MACH_MSG_SUCCESS };
   }
 
@@ -560,6 +653,41 @@ export class NodeKernel implements NodeApi {
   }
 
   pagerInfo(): PagerInfo { return this.#pager.info(); }
+
+  /**
+   * Node `node` died. The ports and send-once rights it held are settled (NodeIpc.nodeDown); the
+   * dead-name requests of tasks here on ports that died with it fire (those requests were kept
+   * with the queues on the dead node); the references its maps held on objects homed here are
+   * dropped, and objects no one maps any more are freed.
+   * Conditions: runs on each surviving node when it learns of the death; later calls do nothing.
+   * Not recovered: references held by out-of-line memory in messages on the dead node, and by
+   * maps beyond its MapHoldings capacity (see MapHoldings).
+   */
+  nodeDown(node: NodeId): void {
+    if (node === this.id || this.#down.has(node)) return;
+    this.#down.add(node);
+    this.#ipc.nodeDown(node);
+    for (const task of [...this.#tasks.values(), ...this.#teleporting.values()]) this.#deadNameSweep(task);
+    const holdings = this.#holdingTables[node];
+    if (holdings === undefined) return;
+    for (const { key, maps } of MapHoldings.entries(holdings)) {
+      const object = { home: Math.floor(key / REF_TABLE_SLOTS) as NodeId, slot: key % REF_TABLE_SLOTS };
+      if (object.home === this.id && this.#references.forgetNode(object, node, maps)) this.#pager.terminate(object.slot);
+    }
+  }
+
+  /** Fires `task`'s dead-name requests on ports now dead (ports it holds a receive right to stay). */
+  #deadNameSweep(task: TaskActor): void {
+    const { space } = task.ipc;
+    const dead = new Set<PortId>();
+    for (const name of space.names()) {
+      const entry = space.lookup(name);
+      if (entry?.dnrequest == null || entry.port === null || this.#ipc.table.isAlive(entry.port)) continue;
+      const own = space.lookupPort(entry.port);
+      if (own === undefined || (space.lookup(own)!.type & MACH_PORT_TYPE_RECEIVE) === 0) dead.add(entry.port);
+    }
+    for (const port of dead) task.ipc.portDied(port);
+  }
 
   imageRelease(image: TaskImage): ReleasingReply {
     releaseInherited(this.#ipc, image.ports);

@@ -7,7 +7,7 @@ import { ok as assert } from 'node:assert/strict';
 import {
   KERN_INVALID_VALUE, KERN_SUCCESS, MACH_MSG_SUCCESS, MACH_PORT_QLIMIT_DEFAULT,
   MACH_PORT_QLIMIT_MAX, MACH_RCV_IN_SET, MACH_RCV_PORT_CHANGED, MACH_RCV_PORT_DIED,
-  MACH_RCV_TIMED_OUT, MACH_SEND_INVALID_DEST, MACH_SEND_TIMED_OUT,
+  MACH_RCV_TIMED_OUT, MACH_RCV_TOO_LARGE, MACH_SEND_INVALID_DEST, MACH_SEND_TIMED_OUT,
 } from '../shared/constants.js';
 
 /** The timer source behind send and receive timeouts; tests inject a simulated one. */
@@ -41,15 +41,30 @@ export interface SendOptions {
   readonly sendOnce?: boolean;
 }
 
-export interface ReceiveOptions {
+/**
+ * The receiver's buffer (mach_msg's rcv_size): a message that does not fit is answered with
+ * MACH_RCV_TOO_LARGE instead of being received.
+ */
+export interface ReceiveLimit<M> {
+  fits(msg: M): boolean;
+  /**
+   * MACH_RCV_LARGE: the message stays queued and is only lent in the result (to read its size).
+   * Without it the message is dequeued (its seqno used) and handed over for the caller to destroy.
+   */
+  readonly large: boolean;
+}
+
+export interface ReceiveOptions<M = unknown> {
   /** Milliseconds to wait for a message; 0 polls; absent or Infinity waits for ever. */
   readonly timeoutMs?: number;
+  readonly limit?: ReceiveLimit<M>;
 }
 
 export interface ReceiveResult<M> {
   readonly kr: number;
+  /** The message received, or with MACH_RCV_TOO_LARGE the one that did not fit. */
   readonly msg?: M;
-  /** The port's sequence number stamped on this dequeue. */
+  /** The port's sequence number stamped on this dequeue (absent when nothing was dequeued). */
   readonly seqno?: number;
 }
 
@@ -68,6 +83,12 @@ interface Delivery<M> {
 interface Receiver<M> {
   readonly resolve: (result: SetReceiveResult<M>) => void;
   timer: unknown;
+  readonly limit: ReceiveLimit<M> | undefined;
+}
+
+/** True when `receiver` must be answered MACH_RCV_TOO_LARGE for `msg`. */
+function tooLarge<M>(limit: ReceiveLimit<M> | undefined, msg: M): limit is ReceiveLimit<M> {
+  return limit !== undefined && !limit.fits(msg);
 }
 
 interface BlockedSender<M> {
@@ -104,6 +125,10 @@ function armTimer(clock: Clock, waiter: { timer: unknown }, timeoutMs: number | 
 function disarm(clock: Clock, waiter: { timer: unknown }): void {
   if (waiter.timer !== NO_TIMER) clock.clearTimeout(waiter.timer);
   waiter.timer = NO_TIMER;
+}
+
+function withoutPort<M>({ kr, msg, seqno }: SetReceiveResult<M>): ReceiveResult<M> {
+  return msg === undefined ? { kr } : seqno === undefined ? { kr, msg } : { kr, msg, seqno };
 }
 
 function removeFrom<T>(list: T[], item: T): void {
@@ -237,11 +262,20 @@ export class Port<M> {
     const bad = timeoutError(options.timeoutMs);
     if (bad) return Promise.reject(bad);
     if (this.#state === 'dead') return Promise.resolve(MACH_SEND_INVALID_DEST);
-    const receiver = this.#set !== null ? this.#set.takeReceiver() : this.#receivers.shift();
-    if (receiver !== undefined) {
-      // A waiting receiver means nothing is queued (here, or in any member of the set).
+    // A waiting receiver means nothing is queued (here, or in any member of the set). As in
+    // xnu's ipc_mqueue_post, a receiver whose buffer is too small under MACH_RCV_LARGE is woken
+    // with the size and the message goes on to the next one (or the queue); one without
+    // MACH_RCV_LARGE takes it, to destroy it.
+    for (;;) {
+      const receiver = this.#set !== null ? this.#set.takeReceiver() : this.#receivers.shift();
+      if (receiver === undefined) break;
       disarm(this.#clock, receiver);
-      receiver.resolve({ kr: MACH_MSG_SUCCESS, msg, seqno: this.#seqno++, port: this });
+      if (tooLarge(receiver.limit, msg) && receiver.limit.large) {
+        receiver.resolve({ kr: MACH_RCV_TOO_LARGE, msg, port: this });
+        continue;
+      }
+      const kr = tooLarge(receiver.limit, msg) ? MACH_RCV_TOO_LARGE : MACH_MSG_SUCCESS;
+      receiver.resolve({ kr, msg, seqno: this.#seqno++, port: this });
       return Promise.resolve(MACH_MSG_SUCCESS);
     }
     if (options.sendOnce === true ||
@@ -263,23 +297,24 @@ export class Port<M> {
   /**
    * Dequeues the next message (ipc_mqueue_receive), stamping it with the port's sequence
    * number; waits, without spinning, when none is queued.
-   * Returns (resolves to): MACH_MSG_SUCCESS with `msg` and `seqno`; MACH_RCV_TIMED_OUT when none
+   * Returns (resolves to): MACH_MSG_SUCCESS with `msg` and `seqno`; MACH_RCV_TOO_LARGE with the
+   * message that does not fit `options.limit` (see ReceiveLimit); MACH_RCV_TIMED_OUT when none
    * came within `timeoutMs` (at once for 0); MACH_RCV_IN_SET when the port is in a port set;
    * MACH_RCV_PORT_CHANGED when it joined a set during the wait; MACH_RCV_PORT_DIED when the
    * port is or becomes dead. Rejects with RangeError for a bad `timeoutMs`.
    */
-  receive(options: ReceiveOptions = {}): Promise<ReceiveResult<M>> {
+  receive(options: ReceiveOptions<M> = {}): Promise<ReceiveResult<M>> {
     const bad = timeoutError(options.timeoutMs);
     if (bad) return Promise.reject(bad);
     if (this.#state === 'dead') return Promise.resolve({ kr: MACH_RCV_PORT_DIED });
     if (this.#set !== null) return Promise.resolve({ kr: MACH_RCV_IN_SET });
-    const delivery = this.take();
-    if (delivery !== undefined) return Promise.resolve({ kr: MACH_MSG_SUCCESS, ...delivery });
+    if (this.ready) return Promise.resolve(withoutPort(this.serve(options.limit)));
     if (options.timeoutMs === 0) return Promise.resolve({ kr: MACH_RCV_TIMED_OUT });
     return new Promise((resolve) => {
       const receiver: Receiver<M> = {
-        resolve: ({ kr, msg, seqno }) => resolve(kr === MACH_MSG_SUCCESS ? { kr, msg, seqno } : { kr }),
+        resolve: (result) => resolve(withoutPort(result)),
         timer: NO_TIMER,
+        limit: options.limit,
       };
       armTimer(this.#clock, receiver, options.timeoutMs, () => {
         removeFrom(this.#receivers, receiver);
@@ -322,9 +357,26 @@ export class Port<M> {
     }
   }
 
+  /** The messages queued now, oldest first. @internal For the IPC layer's bookkeeping. */
+  get queued(): readonly M[] {
+    return this.#queue;
+  }
+
   /** True when a receive would get a message now. @internal */
   get ready(): boolean {
     return this.#queue.length > 0 || this.#senders.length > 0;
+  }
+
+  /**
+   * Serves one receiver with `limit` from this port, which is `ready`: the next message, or
+   * MACH_RCV_TOO_LARGE with it (left queued under MACH_RCV_LARGE, else dequeued).
+   * @internal Shared with PortSet.
+   */
+  serve(limit: ReceiveLimit<M> | undefined): SetReceiveResult<M> {
+    const head = this.#queue.length > 0 ? this.#queue[0]! : this.#senders[0]!.msg;
+    if (tooLarge(limit, head) && limit.large) return { kr: MACH_RCV_TOO_LARGE, msg: head, port: this };
+    const kr = tooLarge(limit, head) ? MACH_RCV_TOO_LARGE : MACH_MSG_SUCCESS;
+    return { kr, ...this.take()!, port: this };
   }
 
   /**
@@ -410,7 +462,7 @@ export class PortSet<M> {
     while (this.#receivers.length > 0 && port.ready) {
       const receiver = this.#receivers.shift()!;
       disarm(this.#clock, receiver);
-      receiver.resolve({ kr: MACH_MSG_SUCCESS, ...port.take()!, port });
+      receiver.resolve(port.serve(receiver.limit));
     }
   }
 
@@ -429,10 +481,11 @@ export class PortSet<M> {
    * Receives from the first member with a message, scanning round-robin (ipc_mqueue_receive on
    * a set); waits, without spinning, when no member has one.
    * Returns (resolves to): MACH_MSG_SUCCESS with `msg`, `seqno` (the member's) and `port` (the
-   * member); MACH_RCV_TIMED_OUT; MACH_RCV_PORT_DIED when the set is or becomes destroyed.
+   * member); MACH_RCV_TOO_LARGE as Port.receive; MACH_RCV_TIMED_OUT; MACH_RCV_PORT_DIED when the
+   * set is or becomes destroyed.
    * Rejects with RangeError for a bad `timeoutMs`.
    */
-  receive(options: ReceiveOptions = {}): Promise<SetReceiveResult<M>> {
+  receive(options: ReceiveOptions<M> = {}): Promise<SetReceiveResult<M>> {
     const bad = timeoutError(options.timeoutMs);
     if (bad) return Promise.reject(bad);
     if (this.#state === 'dead') return Promise.resolve({ kr: MACH_RCV_PORT_DIED });
@@ -442,11 +495,11 @@ export class PortSet<M> {
       const port = this.#members[index]!;
       if (!port.ready) continue;
       this.#cursor = (index + 1) % count;
-      return Promise.resolve({ kr: MACH_MSG_SUCCESS, ...port.take()!, port });
+      return Promise.resolve(port.serve(options.limit));
     }
     if (options.timeoutMs === 0) return Promise.resolve({ kr: MACH_RCV_TIMED_OUT });
     return new Promise((resolve) => {
-      const receiver: Receiver<M> = { resolve, timer: NO_TIMER };
+      const receiver: Receiver<M> = { resolve, timer: NO_TIMER, limit: options.limit };
       armTimer(this.#clock, receiver, options.timeoutMs, () => {
         removeFrom(this.#receivers, receiver);
         resolve({ kr: MACH_RCV_TIMED_OUT });

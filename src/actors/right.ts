@@ -6,7 +6,7 @@
  */
 import { ok as assert } from 'node:assert/strict';
 import {
-  KERN_INVALID_NAME, KERN_INVALID_RIGHT, KERN_INVALID_VALUE, KERN_NO_SPACE, KERN_NOT_IN_SET,
+  KERN_INVALID_ARGUMENT, KERN_INVALID_NAME, KERN_INVALID_RIGHT, KERN_INVALID_VALUE, KERN_NO_SPACE, KERN_NOT_IN_SET,
   KERN_RESOURCE_SHORTAGE, KERN_SUCCESS, KERN_UREFS_OVERFLOW, MACH_MSG_TYPE_COPY_SEND,
   MACH_MSG_TYPE_MAKE_SEND, MACH_MSG_TYPE_MAKE_SEND_ONCE, MACH_MSG_TYPE_MOVE_RECEIVE,
   MACH_MSG_TYPE_MOVE_SEND, MACH_MSG_TYPE_MOVE_SEND_ONCE, MACH_NOTIFY_DEAD_NAME,
@@ -258,20 +258,23 @@ export class PortRights {
 
   /**
    * mach_port_request_notification for MACH_NOTIFY_DEAD_NAME: registers the send-once right
-   * `notify` (already copied in; consumed) to learn of the death of the port `name` names, or
-   * cancels the registration when `notify` is null. On a name that is already dead the
-   * notification is sent at once and the name gains one uref.
+   * `notify` (already copied in) to learn of the death of the port `name` names, or cancels the
+   * registration when `notify` is null. On a name that is already dead, a non-zero `sync` asks
+   * for the notification at once, and the name gains one uref; with `sync` 0 the request is
+   * refused (GNU Mach's and xnu's ipc_right_dnrequest).
+   * Conditions: consumes `notify` on success only; on failure the caller still owns it.
    * Returns: KERN_SUCCESS and the previous registration, which the caller now owns;
-   * KERN_INVALID_NAME; KERN_INVALID_RIGHT for a port set; KERN_UREFS_OVERFLOW when a dead
-   * name already holds MACH_PORT_UREFS_MAX urefs.
+   * KERN_INVALID_NAME; KERN_INVALID_RIGHT for a port set; KERN_INVALID_ARGUMENT for a dead name
+   * with `sync` 0; KERN_UREFS_OVERFLOW when a dead name already holds MACH_PORT_UREFS_MAX urefs.
    */
-  requestDeadName(name: PortName, notify: PortId | null): DnrequestResult {
+  requestDeadName(name: PortName, notify: PortId | null, sync = 0): DnrequestResult {
     const none = { previous: null };
     const entry = this.#space.lookup(name);
     if (entry === undefined) return fail(KERN_INVALID_NAME, none);
     if (entry.type === MACH_PORT_TYPE_PORT_SET) return fail(KERN_INVALID_RIGHT, none);
     if (entry.type === MACH_PORT_TYPE_DEAD_NAME) {
       if (notify === null) return { kr: KERN_SUCCESS, previous: null };
+      if (sync === 0) return fail(KERN_INVALID_ARGUMENT, none);
       if (entry.urefs >= MACH_PORT_UREFS_MAX) return fail(KERN_UREFS_OVERFLOW, none);
       entry.urefs++;
       this.#ops.notify(MACH_NOTIFY_DEAD_NAME, notify, name);

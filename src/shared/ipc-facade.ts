@@ -5,7 +5,7 @@
  */
 import type { RightInTransit } from '../actors/ipc-types.js';
 import type { MachMsgReceived, MachMsgSend } from '../actors/message.js';
-import { KERN_INVALID_ARGUMENT, KERN_INVALID_CAPABILITY } from './constants.js';
+import { KERN_INVALID_ARGUMENT, KERN_INVALID_CAPABILITY, KERN_SUCCESS } from './constants.js';
 import type { NodeApi } from './protocol.js';
 import type { TaskId } from './types.js';
 
@@ -40,8 +40,23 @@ export class PortRight {
 
 export interface TaskIpcMach {
   mach_task_self(): Promise<{ kr: number; name: number }>;
+  /**
+   * mach_msg: sends `msg` (MACH_SEND_MSG), then receives on `rcv_name` (MACH_RCV_MSG).
+   *
+   * `send_size` is ignored: the message object carries its own size. `rcv_size` is the size of
+   * the receive buffer in bytes, against which a message's size is measured: 24 bytes of header
+   * (mach_msg_header_t), then, when the message carries port rights or out-of-line regions,
+   * 4 bytes of descriptor count and 12 bytes per descriptor, then its inline body bytes (the
+   * layout of the received message on a 32-bit Mach task; out-of-line memory counts by its
+   * descriptor, not its length). A message of 5 body bytes and one port right has size
+   * 24 + 4 + 12 + 5 = 45. A larger message answers MACH_RCV_TOO_LARGE with its `size`: under
+   * MACH_RCV_LARGE it stays queued, to be received with a larger `rcv_size`; without it, it is
+   * dequeued and destroyed, as in Mach. An `rcv_size` of 0 (or none) sets no limit, since the
+   * received message is allocated for the caller; one that is not a non-negative integer
+   * answers KERN_INVALID_ARGUMENT and sends nothing.
+   */
   mach_msg(msg: MachMsgSend | null, option: number, send_size?: number, rcv_size?: number, rcv_name?: number,
-    timeout?: number, notify?: number): Promise<{ kr: number; msg?: MachMsgReceived }>;
+    timeout?: number, notify?: number): Promise<{ kr: number; msg?: MachMsgReceived; size?: number }>;
   mach_port_allocate(right: number): Promise<{ kr: number; name: number }>;
   mach_port_deallocate(name: number): Promise<number>;
   mach_port_destroy(name: number): Promise<number>;
@@ -72,8 +87,9 @@ export function taskIpcMach(call: TaskCall): TaskIpcMach {
       const reply = await call('taskSelf');
       return { kr: reply.kr, name: field(reply, 'name', 0) };
     },
-    async mach_msg(msg, option, _sendSize, _rcvSize, rcvName = 0, timeout = 0) {
-      return call('machMsg', msg, option, rcvName, timeout);
+    async mach_msg(msg, option, _sendSize, rcvSize = 0, rcvName = 0, timeout = 0) {
+      if (!Number.isSafeInteger(rcvSize) || rcvSize < 0) return { kr: KERN_INVALID_ARGUMENT };
+      return call('machMsg', msg, option, rcvName, timeout, rcvSize);
     },
     async mach_port_allocate(right) {
       const reply = await call('portAllocate', right);
@@ -100,10 +116,12 @@ export function taskIpcMach(call: TaskCall): TaskIpcMach {
       // Only a token this realm made carries a right: anything else is a forgery.
       if (!(poly instanceof PortRight)) return KERN_INVALID_ARGUMENT;
       const right = heldRights.get(poly);
-      if (right === undefined) return KERN_INVALID_CAPABILITY; // inserted already
+      if (right === undefined) return KERN_INVALID_CAPABILITY; // inserted already, or on its way
+      // Spent while the call is out, so it cannot go in twice; a refused insert (the kernel
+      // checks everything before it takes the right) hands it back, usable again.
       heldRights.delete(poly);
       const { kr } = await call('portInsertRight', name, right, polyPoly);
-      if (kr !== 0) heldRights.set(poly, right);
+      if (kr !== KERN_SUCCESS) heldRights.set(poly, right);
       return kr;
     },
     async mach_port_extract_right(name, msgtName) {

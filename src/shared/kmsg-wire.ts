@@ -5,7 +5,7 @@
  *   byte  0            8            16           24      28      32      36      40      44  45  46  48
  *        +------------+------------+------------+-------+-------+-------+-------+-------+---+---+---+
  *        | dest  f64  | sender f64 | reply  f64 | bits  | id    | seq   | body  | count | D | R | 0 |
- *        | PortId     | TaskId     | PortId or 0| u32   | i32   | u32   | u32   | u32   |u8 |u8 |u16|
+ *        | PortId     | PortId     | PortId or 0| u32   | i32   | u32   | u32   | u32   |u8 |u8 |u16|
  *        +------------+------------+------------+-------+-------+-------+-------+-------+---+---+---+
  *   byte 48           48 + 8n          48 + 9n                 48 + 9n + body
  *        +---------------+---------------+------------------------+
@@ -33,7 +33,7 @@ export interface WireKmsg {
   bits: number;
   /** msgh_id, i32. */
   id: number;
-  /** TaskId, an integer up to 2**53. */
+  /** The sending task's kernel port (0 for the kernel): a PortId, an integer up to 2**53. */
   sender: number;
   /** Per-sender sequence number, u32 (0 for send-once). */
   seq: number;

@@ -5,13 +5,20 @@
  * `{ kr, ... }` record and never rejects for a Mach error. Memory and ledgers cross the wire as
  * SharedArrayBuffers, which structured clone shares, never copies.
  */
-import type { MessagePort } from 'node:worker_threads';
 import type { NodeId, SecurityToken, TaskId } from './types.js';
 import type { PortId, RightInTransit } from '../actors/ipc-types.js';
 import type { KMsg, MachMsgReceived, MachMsgSend } from '../actors/message.js';
 
 
 /** First message on a node's parentPort (before comlink takes over): who it is and its tables. */
+/**
+ * A node's end of its direct channel to another node: a worker_threads MessagePort, named by
+ * shape so the published declarations need no @types/node.
+ */
+export interface PeerPort {
+  postMessage(message: unknown): void;
+}
+
 export interface NodeStartup {
   readonly op: 'startup';
   readonly node: NodeId;
@@ -20,9 +27,11 @@ export interface NodeStartup {
   /** One reference-count table per node's default pager, indexed by node (see REF_TABLE_SLOTS). */
   readonly refTables: readonly SharedArrayBuffer[];
   /** A direct channel to every other node, indexed by node (null at this node's own index). */
-  readonly peers: readonly (MessagePort | null)[];
+  readonly peers: readonly (PeerPort | null)[];
   /** The kernel-wide port table (port-table.ts). */
   readonly portTable: SharedArrayBuffer;
+  /** What each node's maps hold, indexed by node (memory-object.ts MapHoldings). */
+  readonly holdings: readonly SharedArrayBuffer[];
   /**
    * The message fast path (workers/channel.ts): `rings[from * nodes + to]` carries kernel
    * messages from node `from` to node `to` (null where from === to); one doorbell for all nodes.
@@ -69,6 +78,17 @@ export interface NodeAdopt {
   readonly id: number;
   readonly image: TaskImage;
   readonly released: readonly MemoryObjectName[];
+  /**
+   * One Int32 word deciding who owns the image's references, by compare-exchange from 0: the
+   * child's node sets 1 before it builds the child (its maps then hold them), the parent's node
+   * sets 2 when the child's node died first (it drops them). Never both.
+   */
+  readonly claim: SharedArrayBuffer;
+  /**
+   * A teleport: the child's node answers through the parent's node (NodeAdopted), which
+   * terminates the parent only then, so a child's node that dies first leaves the parent alive.
+   */
+  readonly teleport: boolean;
 }
 
 /** Node-to-node IPC traffic: messages and what ports need of the node that holds them. */
@@ -108,6 +128,8 @@ export interface NodeIpcTraffic {
 export interface NodeAdopted {
   readonly op: 'adopted';
   readonly id: number;
+  /** For a teleport: the answer for the host, which the parent's node completes and passes on. */
+  readonly answer?: NodeReturn | NodeFault;
 }
 
 /** Memory objects homed at the receiving node whose last reference went on the sender. */
@@ -134,19 +156,25 @@ export type NodeToHost = NodeReady | NodeReturn | NodeFault;
  * Memory-object state lives in one Int32Array per home pager, shared by every node, so mapping
  * an object on any node takes its reference with one Atomics.add and no message:
  *
- *   refTables[home]: | count | resident | generation | count | resident | ... (REF_WORDS a slot)
+ *   refTables[home]: | count | resident | generation | maps | count | ... (REF_WORDS a slot)
  *     count:      vm maps (and in-flight task images) mapping the object
  *     resident:   bit n set while node n (< RESIDENT_NODES) holds the object's buffer, so a task
  *                 image for node n can name the object instead of carrying its buffer
  *     generation: advanced each time the slot gets a new object
+ *     maps:       vm maps mapping the object now (count less images and messages in flight),
+ *                 so vm_region can say whether another task shares it
  */
 export const REF_TABLE_SLOTS = 1 << 20;
-export const REF_WORDS = 3;
+export const REF_WORDS = 4;
 export const REF_COUNT = 0;
 export const REF_RESIDENT = 1;
 export const REF_GENERATION = 2;
+export const REF_MAPS = 3;
 export const RESIDENT_NODES = 31;
 export const REF_TABLE_BYTES = REF_TABLE_SLOTS * REF_WORDS * Int32Array.BYTES_PER_ELEMENT;
+/** Objects one node's maps may hold at once and still be released if it dies (memory-object.ts MapHoldings). */
+export const HOLDING_SLOTS = 1 << 19;
+export const HOLDING_BYTES = (1 + 2 * HOLDING_SLOTS) * Int32Array.BYTES_PER_ELEMENT;
 
 /** A memory object on the wire: its home pager, its slot and generation there, and the memory itself. */
 export interface MemoryObjectRef {
@@ -338,6 +366,8 @@ export interface ForkReply extends KrReply {
   readonly released?: readonly MemoryObjectName[];
   /** The node the image is for, when it is not the parent's. */
   readonly childNode?: NodeId;
+  /** A teleport to another node: the parent, set aside until the child is built (or not). */
+  readonly teleported?: TaskId;
 }
 
 /** A direct view of task memory: the region's buffer and the byte range within it. */
@@ -387,8 +417,8 @@ export interface NodeApi {
   portGetAttributes(task: TaskId, name: number, flavor: number): Promise<{ kr: number; info?: unknown }>;
   portSetAttributes(task: TaskId, name: number, flavor: number, info: unknown): KrReply;
   /** mach_msg: send `msg` (MACH_SEND_MSG), then receive on `rcvName` (MACH_RCV_MSG). */
-  machMsg(task: TaskId, msg: MachMsgSend | null, option: number, rcvName: number, timeout: number):
-    Promise<{ kr: number; msg?: MachMsgReceived }>;
+  machMsg(task: TaskId, msg: MachMsgSend | null, option: number, rcvName: number, timeout: number, rcvSize?: number):
+    Promise<{ kr: number; msg?: MachMsgReceived; size?: number }>;
   taskSelf(task: TaskId): { kr: number; name: number };
   taskGetSpecialPort(task: TaskId, which: number): { kr: number; name: number };
   taskSetSpecialPort(task: TaskId, which: number, name: number): KrReply;

@@ -7,6 +7,7 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { KERN_NODE_DOWN } from '../shared/constants.js';
 import { KernError } from '../shared/errors.js';
 import { createDoorbell, createRing } from './channel.js';
+import { NodeActivity } from '../shared/node-activity.js';
 import type { HostToNode, NodeApi, NodeStartup, NodeToHost } from '../shared/protocol.js';
 import type { NodeId } from '../shared/types.js';
 
@@ -29,7 +30,22 @@ interface PendingCall {
   readonly host: NodeHost;
   /** Another node whose death also fails the call (the child's node of a cross-node fork). */
   readonly alsoOn: NodeId | undefined;
+  /** Date.now() when it was posted, for the busy-node report. */
+  readonly posted: number;
 }
+
+/** What a node runs now (Kernel.nodeActivity). */
+export interface NodeActivityReport {
+  readonly node: NodeId;
+  /** The task whose code holds the node now, if any, and since when (Date.now() ms). */
+  readonly task?: number;
+  readonly since?: number;
+  /** Calls posted to the node that it has not answered yet. */
+  readonly pending: number;
+}
+
+/** How long a call may wait on a node held by task code before a NORMA_NODE_BUSY warning. */
+export const DEFAULT_BUSY_WARNING_MS = 5000;
 
 /**
  * Calls in flight across all nodes. A call is answered by the node it was posted to, or, for a
@@ -43,6 +59,12 @@ class CallTable {
     const id = this.#nextId++;
     this.#pending.set(id, call);
     return id;
+  }
+
+  /** When the oldest call still waiting on `node` was posted (ids, and so the map, are in post order). */
+  oldestOn(node: NodeId): number | undefined {
+    for (const call of this.#pending.values()) if (call.host.node === node) return call.posted;
+    return undefined;
   }
 
   settle(id: number): PendingCall | undefined {
@@ -72,6 +94,14 @@ export class NodeHost {
   #failure: KernError | undefined;
   #state: NodeState = 'starting';
   #inFlight = 0;
+  #stopped: Promise<void> | undefined;
+  /** What the node runs, written by the node (task-code.ts), read here while calls wait. */
+  readonly #activity = new NodeActivity();
+  #busyAfter = DEFAULT_BUSY_WARNING_MS;
+  /** At most one per node, and only while calls are in flight. */
+  #busyTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The stretch of task code already warned about: one warning each. */
+  #warned: { task: number; since: number } | undefined;
 
   readonly #peers: NodeHost[];
 
@@ -79,7 +109,7 @@ export class NodeHost {
     this.node = startup.node;
     this.#calls = calls;
     this.#peers = peers;
-    this.#worker = new Worker(NODE_MAIN, { name: `norma-node-${startup.node}` });
+    this.#worker = new Worker(NODE_MAIN, { name: `norma-node-${startup.node}`, workerData: { activity: this.#activity.sab } });
     let ready!: () => void;
     this.#ready = new Promise<void>((resolve, reject) => {
       ready = resolve;
@@ -168,9 +198,10 @@ export class NodeHost {
     if (failure !== undefined) return Promise.reject(failure);
     return new Promise<Reply<K>>((resolve, reject) => {
       const id = this.#calls.add({
-        resolve: resolve as (result: never) => void, reject, host: this, alsoOn: alsoOn?.node,
+        resolve: resolve as (result: never) => void, reject, host: this, alsoOn: alsoOn?.node, posted: Date.now(),
       });
       if (this.#inFlight++ === 0) this.#worker.ref();
+      if (this.#busyTimer === undefined && this.#busyAfter !== Infinity) this.#watchBusy(this.#busyAfter);
       try {
         this.#worker.postMessage({ op: 'call', id, method, args } satisfies HostToNode);
       } catch (error) {
@@ -179,15 +210,62 @@ export class NodeHost {
     });
   }
 
-  /** Stops the node; calls still in flight fail with KERN_NODE_DOWN. */
-  async stop(): Promise<void> {
-    if (this.#state === 'down') return;
-    this.#state = 'stopping';
-    await this.#worker.terminate();
+  /**
+   * Sets how long a call may wait on this node while task code holds it before a process
+   * warning (code NORMA_NODE_BUSY) names the node, the task and how long; Infinity for never.
+   */
+  warnWhenBusy(ms: number): void {
+    this.#busyAfter = ms;
   }
 
-  /** Test hook: kills the worker abruptly, as a crash would. */
+  /** What the node runs now, read from its activity word (it need not answer). */
+  activity(): NodeActivityReport {
+    const running = this.#activity.read();
+    const pending = this.#inFlight;
+    return running === undefined ? { node: this.node, pending } : { node: this.node, ...running, pending };
+  }
+
+  #watchBusy(delay: number): void {
+    this.#busyTimer = setTimeout(() => this.#checkBusy(), delay);
+    this.#busyTimer.unref();
+  }
+
+  /** Runs while calls wait on this node: warns once per stretch of task code that holds it too long. */
+  #checkBusy(): void {
+    this.#busyTimer = undefined;
+    if (this.#inFlight === 0 || this.#state !== 'running' || this.#busyAfter === Infinity) return;
+    const after = this.#busyAfter;
+    const now = Date.now();
+    const running = this.#activity.read();
+    const waited = now - (this.#calls.oldestOn(this.node) ?? now);
+    const warned = running !== undefined && this.#warned?.task === running.task && this.#warned.since === running.since;
+    if (running !== undefined && !warned && now - running.since >= after && waited >= after) {
+      this.#warned = running;
+      process.emitWarning(`node ${this.node} has run code of task ${running.task} for ${now - running.since} ms ` +
+        `without returning to its event loop; ${this.#inFlight} call(s) wait on it, the oldest for ${waited} ms`,
+      { code: 'NORMA_NODE_BUSY', detail: 'Task code that loops synchronously holds its node: every call to it waits.' });
+    }
+    // Look again when both clocks could have passed the threshold, or a period later.
+    const busyFor = running === undefined || warned || this.#warned === running ? 0 : now - running.since;
+    this.#watchBusy(Math.max(1, after - Math.min(busyFor, waited)));
+  }
+
+  /** Stops the node; calls still in flight fail with KERN_NODE_DOWN. Every call awaits the one stop. */
+  stop(): Promise<void> {
+    if (this.#stopped === undefined) {
+      if (this.#state === 'down') return Promise.resolve();
+      this.#state = 'stopping';
+      this.#stopped = this.#worker.terminate().then(() => {});
+    }
+    return this.#stopped;
+  }
+
+  /**
+   * Test hook: kills the worker abruptly, as a crash would. Resolves once the host has failed
+   * the node's calls and told the other nodes (they then sweep up after it: NodeKernel.nodeDown).
+   */
   async crash(): Promise<void> {
+    if (this.#state === 'down') return;
     await this.#worker.terminate();
   }
 }

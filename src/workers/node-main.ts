@@ -8,22 +8,32 @@ import type { MessagePort } from 'node:worker_threads';
 import { KERN_FAILURE, KERN_NODE_DOWN } from '../shared/constants.js';
 import { decodeKmsg } from '../shared/kmsg-wire.js';
 import { fromWire, toWire } from '../actors/message.js';
+import { thrownError, uncloneableReply } from '../actors/task-code.js';
 import { Doorbell, RingReader, RingWriter, serve as serveRings } from './channel.js';
 import {
   serializeError, type ForkReply, type HostToNode, type MemoryObjectName, type NodeApi, type NodeCall,
   type NodeFault, type NodeReturn, type NodeStartup, type NodeToHost, type NodeToNode, type TaskImage,
 } from '../shared/protocol.js';
-import type { NodeId } from '../shared/types.js';
+import type { NodeId, TaskId } from '../shared/types.js';
 
 if (parentPort === null) throw new Error('norma: node-main must run in a worker thread');
 const port = parentPort;
 let kernel: NodeKernel | undefined;
 let peers: readonly (MessagePort | null)[] = [];
 /**
- * Images sent to another node and not yet adopted there, by fork call id. If that node dies
- * first, their references are dropped here, so its crash leaks no memory.
+ * Images sent to another node and not yet adopted there, by fork call id, with the word that
+ * decides who owns their references (NodeAdopt.claim) and, for a teleport, the parent set aside.
+ * If that node dies first, their references are dropped here, so its crash leaks no memory.
  */
-const unadopted = new Map<number, { readonly node: number; readonly image: TaskImage }>();
+interface Unadopted {
+  readonly node: number;
+  readonly image: TaskImage;
+  readonly claim: Int32Array;
+  readonly parent: TaskId | undefined;
+}
+const unadopted = new Map<number, Unadopted>();
+const CLAIM_ADOPTED = 1;
+const CLAIM_ABANDONED = 2;
 
 const send = (message: NodeToHost) => port.postMessage(message);
 const toHost = (message: NodeReturn | NodeFault) => port.postMessage(message);
@@ -40,16 +50,29 @@ function serve(node: NodeKernel, { id, method, args }: NodeCall, answer: (messag
     if (typeof routine !== 'function') throw new TypeError(`no routine ${String(method)}`);
     result = routine.apply(node, args as unknown[]);
   } catch (error) {
-    answer({ op: 'fault', id, error: serializeError(error) });
+    answer({ op: 'fault', id, error: thrownError(error) });
     return;
   }
   if (method === 'taskFork' && answer === toHost && forwardImage(id, result as ForkReply)) return;
   // Most routines are synchronous: answer them without a trip through the microtask queue.
   if (result instanceof Promise) {
-    result.then((value) => answer({ op: 'return', id, result: value }),
-      (error) => answer({ op: 'fault', id, error: serializeError(error) }));
+    result.then((value) => deliver(answer, id, method, value),
+      (error) => answer({ op: 'fault', id, error: thrownError(error) }));
   } else {
+    deliver(answer, id, method, result);
+  }
+}
+
+/**
+ * Answers a call with its result. A result structured clone refuses (task code returned a
+ * function, a symbol, an object holding one) makes postMessage throw here, which would kill the
+ * node and every task on it: that call fails with KERN_FAILURE naming the cause instead.
+ */
+function deliver(answer: (message: NodeReturn | NodeFault) => void, id: number, method: string, result: unknown): void {
+  try {
     answer({ op: 'return', id, result });
+  } catch (error) {
+    answer({ op: 'return', id, result: uncloneableReply(method, result, error) });
   }
 }
 
@@ -67,13 +90,19 @@ function callNode(node: NodeId, method: keyof NodeApi, args: readonly unknown[])
   });
 }
 
-/** Sends a captured image to the child's node, which answers call `id` (see NodeAdopt). */
+/**
+ * Sends a captured image to the child's node, which answers call `id` (see NodeAdopt): to the
+ * host, or for a teleport through this node, which terminates the parent first.
+ */
 function forwardImage(id: number, reply: ForkReply): boolean {
   if (reply.image === undefined || reply.childNode === undefined) return false;
   const peer = peers[reply.childNode];
   if (peer == null) return false;
-  const adopt: NodeToNode = { op: 'adopt', id, image: reply.image, released: reply.released ?? [] };
-  unadopted.set(id, { node: reply.childNode, image: reply.image });
+  const claim = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
+  const adopt: NodeToNode = {
+    op: 'adopt', id, image: reply.image, released: reply.released ?? [], claim, teleport: reply.teleported !== undefined,
+  };
+  unadopted.set(id, { node: reply.childNode, image: reply.image, claim: new Int32Array(claim), parent: reply.teleported });
   if (closedPeers.has(reply.childNode)) peerClosed(kernel!, reply.childNode);
   else peer.postMessage(adopt);
   return true;
@@ -82,15 +111,22 @@ function forwardImage(id: number, reply: ForkReply): boolean {
 function fromPeer(node: NodeKernel, peer: number, message: NodeToNode): void {
   switch (message.op) {
     case 'adopt': {
-      // After the answer, so confirming costs the caller nothing.
-      const adopted = () => peers[peer]?.postMessage({ op: 'adopted', id: message.id } satisfies NodeToNode);
+      const back = peers[peer];
+      // The parent's node gave the image up (it thought this node dead): it dropped the references.
+      if (Atomics.compareExchange(new Int32Array(message.claim), 0, 0, CLAIM_ADOPTED) !== 0) return;
       serve(node, { op: 'call', id: message.id, method: 'taskAdopt', args: [message.image, message.released] },
-        (answer) => { toHost(answer); adopted(); });
+        message.teleport
+          ? (answer) => back?.postMessage({ op: 'adopted', id: message.id, answer } satisfies NodeToNode)
+          // After the answer, so confirming costs the caller nothing.
+          : (answer) => { toHost(answer); back?.postMessage({ op: 'adopted', id: message.id } satisfies NodeToNode); });
       return;
     }
-    case 'adopted':
+    case 'adopted': {
+      const pending = unadopted.get(message.id);
       unadopted.delete(message.id);
+      if (pending?.parent !== undefined && message.answer !== undefined) teleported(node, pending.parent, message.answer);
       return;
+    }
     case 'release':
       node.pagerRelease(message.objects);
       return;
@@ -144,8 +180,22 @@ function startFastPath(node: NodeKernel, startup: NodeStartup): void {
 }
 
 /**
- * A peer node died (its host already failed the calls waiting on it): drop the references of
- * the images it never adopted, handing objects homed elsewhere to their pagers directly.
+ * The child's node answered a teleport: with a child built, the parent is terminated and what
+ * that released joins the answer; otherwise the parent is back. The host hears only then, so
+ * its next call naming the parent finds it terminated (or still there).
+ */
+function teleported(node: NodeKernel, parent: TaskId, answer: NodeReturn | NodeFault): void {
+  const result = answer.op === 'return' ? answer.result as ForkReply : undefined;
+  const released = node.teleportSettled(parent, result?.child !== undefined);
+  toHost(result?.child === undefined ? answer
+    : { op: 'return', id: answer.id, result: { ...result, released: [...(result.released ?? []), ...released] } });
+}
+
+/**
+ * A peer node died (its host already failed the calls waiting on it). The images it never
+ * claimed are dropped here, objects homed elsewhere going to their pagers directly; a teleport's
+ * parent comes back unless the child's node had begun to build the child (the task moved and
+ * died with that node). Then the node kernel sweeps up what the peer held (NodeKernel.nodeDown).
  */
 function peerClosed(node: NodeKernel, peer: number): void {
   closedPeers.add(peer);
@@ -157,12 +207,14 @@ function peerClosed(node: NodeKernel, peer: number): void {
   for (const [id, pending] of unadopted) {
     if (pending.node !== peer) continue;
     unadopted.delete(id);
+    const abandoned = Atomics.compareExchange(pending.claim, 0, 0, CLAIM_ABANDONED) === 0;
+    const released = pending.parent === undefined ? [] : node.teleportSettled(pending.parent, !abandoned);
+    if (abandoned) released.push(...node.imageRelease(pending.image).released);
     const homes = new Map<number, MemoryObjectName[]>();
-    for (const object of node.imageRelease(pending.image).released) {
-      homes.set(object.home, [...(homes.get(object.home) ?? []), object]);
-    }
+    for (const object of released) homes.set(object.home, [...(homes.get(object.home) ?? []), object]);
     for (const [home, objects] of homes) peers[home]?.postMessage({ op: 'release', objects } satisfies NodeToNode);
   }
+  node.nodeDown(peer as NodeId);
 }
 
 port.on('message', (message: HostToNode) => {
@@ -178,7 +230,8 @@ port.on('message', (message: HostToNode) => {
   const started = new NodeKernel(message, { post: (node, traffic) => post(node, traffic), callNode });
   startFastPath(started, message);
   kernel = started;
-  peers = message.peers;
+  // The host transferred real MessagePorts; protocol.ts names them by shape only.
+  peers = message.peers as readonly (MessagePort | null)[];
   peers.forEach((peer, index) => {
     peer?.on('message', (forwarded: NodeToNode) => fromPeer(started, index, forwarded));
     peer?.on('close', () => { if (!closedPeers.has(index)) peerClosed(started, index); });

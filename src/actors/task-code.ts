@@ -1,0 +1,196 @@
+/**
+ * User code run as a task (NodeKernel.taskExecute): finding the export, running it while this
+ * node's activity word names the task, and failures described in words a caller can act on, so
+ * no module, export, return value or thrown value can take the node down.
+ */
+import { workerData } from 'node:worker_threads';
+import { KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_SUCCESS } from '../shared/constants.js';
+import { NodeActivity } from '../shared/node-activity.js';
+import type { SerializedError } from '../shared/protocol.js';
+
+export type TaskEntry = (...args: unknown[]) => unknown;
+export type CodeReply = { kr: number; value?: unknown; error?: SerializedError };
+
+/** The host hands each node its activity word as workerData (see NodeHost); none outside a node. */
+const activity: NodeActivity | undefined = (workerData as { activity?: unknown } | null)?.activity instanceof SharedArrayBuffer
+  ? new NodeActivity((workerData as { activity: SharedArrayBuffer }).activity)
+  : undefined;
+let leaving = false;
+
+/** Import failures that mean the specifier names no module we can load: the caller's mistake. */
+const NOT_A_MODULE = new Set([
+  'ERR_MODULE_NOT_FOUND', 'ERR_UNSUPPORTED_DIR_IMPORT', 'ERR_INVALID_URL', 'ERR_UNSUPPORTED_ESM_URL_SCHEME',
+  'ERR_PACKAGE_PATH_NOT_EXPORTED', 'ERR_INVALID_MODULE_SPECIFIER', 'ERR_UNKNOWN_FILE_EXTENSION',
+]);
+
+/**
+ * The function `exportName` of the module at `moduleUrl`.
+ * Returns KERN_SUCCESS with it; KERN_INVALID_ARGUMENT, with a message naming module and export,
+ * for a relative path (the caller resolves those: on a node they would resolve against the
+ * package's own files), a module that cannot be found, or an export that is missing or is not a
+ * function; KERN_FAILURE with the error when the module throws while loading.
+ */
+export async function loadExport(moduleUrl: string, exportName: string):
+  Promise<{ kr: typeof KERN_SUCCESS; entry: TaskEntry } | { kr: number; error: SerializedError }> {
+  if (/^\.\.?(\/|\\|$)/.test(moduleUrl)) {
+    return refuse(`module '${moduleUrl}' is a relative path: give an absolute path or a URL`);
+  }
+  let module: Record<string, unknown>;
+  try {
+    module = await import(moduleUrl) as Record<string, unknown>;
+  } catch (error) {
+    const code = (error as { code?: unknown } | null)?.code;
+    if (typeof code === 'string' && NOT_A_MODULE.has(code)) return refuse(`cannot find module '${moduleUrl}' (${code})`);
+    const thrown = thrownError(error);
+    return { kr: KERN_FAILURE, error: { ...thrown, message: `module '${moduleUrl}' failed to load: ${thrown.message}` } };
+  }
+  if (!(exportName in module)) return refuse(`module '${moduleUrl}' has no export '${exportName}'`);
+  const entry = module[exportName];
+  if (typeof entry !== 'function') {
+    return refuse(`export '${exportName}' of module '${moduleUrl}' is ${describe(entry)}, not a function`);
+  }
+  return { kr: KERN_SUCCESS, entry: entry as TaskEntry };
+}
+
+function refuse(message: string): { kr: number; error: SerializedError } {
+  return { kr: KERN_INVALID_ARGUMENT, error: { name: 'Error', message } };
+}
+
+/**
+ * Runs task code of `task` and settles with what it returned or threw (KERN_FAILURE). Its
+ * synchronous part runs with the activity word naming the task.
+ */
+export async function runTaskCode(task: number, entry: TaskEntry, args: readonly unknown[]): Promise<CodeReply> {
+  let result: unknown;
+  activity?.enter(task);
+  try {
+    result = entry(...args);
+  } catch (error) {
+    return { kr: KERN_FAILURE, error: thrownError(error) };
+  } finally {
+    activity?.leave();
+  }
+  try {
+    return { kr: KERN_SUCCESS, value: await result };
+  } catch (error) {
+    return { kr: KERN_FAILURE, error: thrownError(error) };
+  }
+}
+
+/**
+ * Task code of `task` runs again (it called the kernel, or a kernel call it awaited settled).
+ * The word names the task until the node next returns to its event loop: a continuation after
+ * an `await` cannot be seen ending, but nothing else runs before the loop turns.
+ */
+export function taskCodeRuns(task: number): void {
+  if (activity === undefined) return;
+  activity.enter(task);
+  if (leaving) return;
+  leaving = true;
+  setImmediate(() => {
+    leaving = false;
+    activity.leave();
+  });
+}
+
+/** A kernel call made by task code: its settling resumes that code. */
+export function resumesTaskCode<T>(task: number, reply: Promise<T>): Promise<T> {
+  if (activity === undefined) return reply;
+  taskCodeRuns(task);
+  return reply.then((value) => {
+    taskCodeRuns(task);
+    return value;
+  });
+}
+
+/** Any thrown value as plain strings, which always cross to another thread. */
+export function thrownError(value: unknown): SerializedError {
+  if (safely(() => value instanceof Error) === true) {
+    const error = value as Error;
+    const name = safeString(safely(() => error.name), 'Error');
+    const message = safeString(safely(() => error.message), '');
+    const stack = safeString(safely(() => error.stack), '');
+    return stack === '' ? { name, message } : { name, message, stack };
+  }
+  if (typeof value === 'string') return { name: 'Error', message: value };
+  return { name: 'Error', message: `task code threw ${describe(value)}` };
+}
+
+function safeString(value: unknown, fallback: string): string {
+  return typeof value === 'string' ? value : fallback;
+}
+
+/**
+ * The reply that replaces one the node could not post because structured clone refused it:
+ * KERN_FAILURE naming what it refused and where (task code's return value, or a routine's reply).
+ */
+export function uncloneableReply(method: string, result: unknown, error: unknown): { kr: number; error: SerializedError } {
+  const returned = method === 'taskExecute' && typeof result === 'object' && result !== null && 'value' in result;
+  const what = returned ? "task code's return value" : `the reply of ${method}`;
+  const found = safely(() => findUncloneable(returned ? (result as { value: unknown }).value : result, '', new Set(), { left: 10_000 }));
+  const reason = found ?? truncate(safeString((error as { message?: unknown } | null)?.message, 'not cloneable'), 200);
+  return { kr: KERN_FAILURE, error: { name: 'DataCloneError', message: `${what} cannot be cloned: ${reason}` } };
+}
+
+/** The first thing structured clone refuses in `value`, with its path; undefined if none is found. */
+function findUncloneable(value: unknown, path: string, seen: Set<object>, budget: { left: number }): string | undefined {
+  const at = path === '' ? '' : ` at ${path}`;
+  if (typeof value === 'function' || typeof value === 'symbol') return `${describe(value)}${at}`;
+  if (value === null || typeof value !== 'object' || seen.has(value) || --budget.left < 0) return undefined;
+  seen.add(value);
+  if (value instanceof Promise || value instanceof WeakMap || value instanceof WeakSet || value instanceof WeakRef) {
+    return `${describe(value)}${at}`;
+  }
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof SharedArrayBuffer ||
+      value instanceof Date || value instanceof RegExp || value instanceof Error) return undefined;
+  if (value instanceof Map) {
+    for (const [key, item] of value) {
+      const found = findUncloneable(key, `${path}<key>`, seen, budget) ??
+        findUncloneable(item, `${path}.get(${describe(key)})`, seen, budget);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  if (value instanceof Set) {
+    for (const item of value) {
+      const found = findUncloneable(item, `${path}<item>`, seen, budget);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  for (const key of Object.keys(value)) {
+    const step = Array.isArray(value) ? `[${key}]` : /^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
+    const found = findUncloneable((value as Record<string, unknown>)[key], `${path}${step}`, seen, budget);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/** A short name for a value in a message: its type, and its name or contents where short. */
+function describe(value: unknown): string {
+  switch (typeof value) {
+    case 'function': return `function ${value.name === '' ? '(anonymous)' : value.name}`;
+    case 'symbol': return safely(() => value.toString()) ?? 'a symbol';
+    case 'string': return truncate(JSON.stringify(value), 60);
+    case 'undefined': return 'undefined';
+    case 'object': {
+      if (value === null) return 'null';
+      const name = safely(() => (Object.getPrototypeOf(value) as { constructor?: { name?: unknown } } | null)?.constructor?.name);
+      if (typeof name !== 'string' || name === '' || name === 'Object') return 'an object';
+      return `${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name}`;
+    }
+    default: return String(value);
+  }
+}
+
+function safely<T>(run: () => T): T | undefined {
+  try {
+    return run();
+  } catch {
+    return undefined;
+  }
+}
+
+function truncate(text: string, length: number): string {
+  return text.length <= length ? text : `${text.slice(0, length - 1)}…`;
+}

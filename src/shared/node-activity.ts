@@ -1,0 +1,62 @@
+/**
+ * What a node is running, in a few words of shared memory: a node deep in a synchronous stretch
+ * of task code cannot answer messages, but the host can still read this and say so.
+ *
+ *   Int32[0]    sequence: odd while the node is writing the two words below (a seqlock)
+ *   Float64[1]  the task whose code runs now, 0 when none
+ *   Float64[2]  since when, in Date.now() milliseconds (both threads share the wall clock)
+ *
+ * One writer (the node), any number of readers (the host). Task ids never are 0.
+ */
+export const ACTIVITY_BYTES = 24;
+
+export interface NodeActivityState {
+  /** The task whose code the node is running now. */
+  readonly task: number;
+  /** Date.now() when it started running without returning to the node's event loop. */
+  readonly since: number;
+}
+
+export class NodeActivity {
+  readonly sab: SharedArrayBuffer;
+  readonly #sequence: Int32Array;
+  readonly #words: Float64Array;
+
+  constructor(sab: SharedArrayBuffer = new SharedArrayBuffer(ACTIVITY_BYTES)) {
+    this.sab = sab;
+    this.#sequence = new Int32Array(sab, 0, 1);
+    this.#words = new Float64Array(sab, 8, 2);
+  }
+
+  /** Node: task code of `task` runs from now on; a stretch of the same task keeps its start. */
+  enter(task: number): void {
+    if (this.#words[0] === task) return;
+    this.#write(task, Date.now());
+  }
+
+  /** Node: no task code runs now. */
+  leave(): void {
+    if (this.#words[0] !== 0) this.#write(0, 0);
+  }
+
+  #write(task: number, since: number): void {
+    Atomics.add(this.#sequence, 0, 1);
+    this.#words[0] = task;
+    this.#words[1] = since;
+    Atomics.add(this.#sequence, 0, 1);
+  }
+
+  /** Host: the task running now and since when, or undefined when the node runs no task code. */
+  read(): NodeActivityState | undefined {
+    // The writer never waits, so a reader that keeps meeting a write in progress gives up.
+    for (let tries = 0; tries < 8; tries++) {
+      const before = Atomics.load(this.#sequence, 0);
+      if ((before & 1) !== 0) continue;
+      const task = this.#words[0]!;
+      const since = this.#words[1]!;
+      if (Atomics.load(this.#sequence, 0) !== before) continue;
+      return task === 0 ? undefined : { task, since };
+    }
+    return undefined;
+  }
+}
