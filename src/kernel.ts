@@ -78,7 +78,10 @@ export class Kernel {
     }
     const refTables = Array.from({ length: nodes }, () => new SharedArrayBuffer(REF_TABLE_BYTES));
     const holdings = Array.from({ length: nodes }, () => MapHoldings.create());
-    const hosts = await NodeHost.startAll(nodes, { pageSize, refTables, portTable: PortTable.create(nodes), holdings });
+    const messageHoldings = Array.from({ length: nodes }, () => MapHoldings.create());
+    const hosts = await NodeHost.startAll(nodes, {
+      pageSize, refTables, portTable: PortTable.create(nodes), holdings, messageHoldings,
+    });
     for (const host of hosts) host.warnWhenBusy(busyWarningMs);
     const kernel = new Kernel(hosts, pageSize, memoryLimit);
     try {

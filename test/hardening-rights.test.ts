@@ -7,14 +7,14 @@
  */
 import { assert, describe, expect, it } from 'vitest';
 import {
-  KERN_INVALID_ARGUMENT, KERN_NAME_EXISTS, KERN_NO_SPACE, KERN_SUCCESS, MACH_MSG_SUCCESS,
+  KERN_INVALID_ARGUMENT, KERN_INVALID_NAME, KERN_NAME_EXISTS, KERN_NO_SPACE, KERN_SUCCESS, MACH_MSG_SUCCESS,
   MACH_MSG_TYPE_COPY_SEND, MACH_MSG_TYPE_MAKE_SEND, MACH_MSG_TYPE_MAKE_SEND_ONCE, MACH_MSG_TYPE_MOVE_RECEIVE,
   MACH_MSG_TYPE_MOVE_SEND, MACH_MSG_TYPE_MOVE_SEND_ONCE, MACH_MSG_TYPE_PORT_SEND, MACH_MSG_TYPE_PORT_SEND_ONCE,
   MACH_NOTIFY_DEAD_NAME, MACH_NOTIFY_NO_SENDERS, MACH_PORT_DEAD, MACH_PORT_NULL, MACH_PORT_RECEIVE_STATUS,
   MACH_PORT_RIGHT_DEAD_NAME, MACH_PORT_RIGHT_RECEIVE, MACH_PORT_RIGHT_SEND, MACH_PORT_RIGHT_SEND_ONCE,
   MACH_PORT_TYPE_DEAD_NAME, MACH_PORT_TYPE_SEND_ONCE, MACH_RCV_LARGE, MACH_RCV_MSG, MACH_RCV_TIMED_OUT,
   MACH_RCV_TIMEOUT, MACH_RCV_TOO_LARGE, MACH_SEND_INVALID_DEST, MACH_SEND_INVALID_HEADER, MACH_SEND_MSG,
-  krName, type Kernel, type Task,
+  MACH_NOTIFY_SEND_ONCE, MACH_SEND_INVALID_RIGHT, krName, type Kernel, type Task,
 } from 'norma-rt';
 import { NodeIpc, type IpcHost } from '../src/actors/ipc-node.js';
 import { TaskIpc, type OolMemory } from '../src/actors/ipc-task.js';
@@ -171,6 +171,52 @@ it('a no-senders request survives moving the receive right to another node (GNU 
   expect(await first.receive(notify, { timeout: 5000 })).toMatchObject({ id: MACH_NOTIFY_NO_SENDERS, body });
 });
 
+type DestroyPort = (kernel: Kernel, task: Task, name: number) => Promise<number>;
+const destroyFaces: Array<[string, DestroyPort]> = [
+  ['mach.mach_port_destroy', (kernel, task, name) => kernel.mach.mach_port_destroy(task, name)],
+  ['Task.destroyPort', (_kernel, task, name) => task.destroyPort(name).then(() => KERN_SUCCESS, (error: { kr: number }) => error.kr)],
+];
+
+describe.each(destroyFaces)('a port that dies with a no-senders request (%s)', (_face, destroyPort) => {
+  it('sends its send-once right MACH_NOTIFY_SEND_ONCE (ipc_port_destroy), once', async () => {
+    const kernel = await bootKernel();
+    const owner = await newTask(kernel, 0);
+    const holder = await newTask(kernel, 1);
+    const port = await owner.allocatePort();
+    await holder.insertRight(SEND, await owner.extractRight(port, MACH_MSG_TYPE_MAKE_SEND), MACH_MSG_TYPE_MOVE_SEND);
+    const notify = await requestNoSenders(owner, port);
+
+    expect(await destroyPort(kernel, owner, port)).toBe(KERN_SUCCESS);
+    expect(await owner.receive(notify, { timeout: 5000 })).toMatchObject({ id: MACH_NOTIFY_SEND_ONCE, localPort: notify });
+    expect(await holder.portType(SEND)).toBe(MACH_PORT_TYPE_DEAD_NAME);
+    // The request died with the port: the holder's last right going sends nothing more.
+    await holder.deallocatePort(SEND);
+    await rejectsWith(owner.receive(notify, { timeout: 0 }), MACH_RCV_TIMED_OUT);
+  });
+});
+
+describe('a message wrecked by MACH_SEND_INVALID_RIGHT (a body name spent twice)', () => {
+  it('destroys its send-once destination right with MACH_NOTIFY_SEND_ONCE, and no second one when the sender\'s node dies', async () => {
+    const kernel = await bootKernel();
+    const owner = await newTask(kernel, 0);
+    const sender = await newTask(kernel, 1);
+    const port = await owner.allocatePort();
+    await sender.insertRight(0x3001, await owner.extractRight(port, MACH_MSG_TYPE_MAKE_SEND_ONCE), MACH_MSG_TYPE_MOVE_SEND_ONCE);
+    // One send right of one uref, moved twice in the body: the second copyin fails.
+    const spent = await sender.allocatePort();
+    await sender.insertRight(spent, spent, MACH_MSG_TYPE_MAKE_SEND);
+    const msg = { remotePort: 0x3001, remoteDisposition: MACH_MSG_TYPE_MOVE_SEND_ONCE,
+      ports: [{ name: spent, disposition: MACH_MSG_TYPE_MOVE_SEND }, { name: spent, disposition: MACH_MSG_TYPE_MOVE_SEND }] };
+
+    expect(await kernel.mach.mach_msg(sender, msg, MACH_SEND_MSG)).toEqual({ kr: MACH_SEND_INVALID_RIGHT });
+    expect(await owner.receive(port, { timeout: 5000 })).toMatchObject({ id: MACH_NOTIFY_SEND_ONCE, localPort: port });
+    await rejectsWith(sender.portType(0x3001), KERN_INVALID_NAME);
+    // Node 1 answers for no send-once right to the port any more.
+    await kernel.crashNode(1);
+    await rejectsWith(owner.receive(port, { timeout: 0 }), MACH_RCV_TIMED_OUT);
+  });
+});
+
 it('a dead-name request with sync 0 on a dead name answers KERN_INVALID_ARGUMENT, keeping urefs and the notify right', async () => {
   const kernel = await bootKernel();
   const server = await newTask(kernel, 0);
@@ -300,7 +346,7 @@ describe('mach_msg honors rcv_size', () => {
 });
 
 describe('resource limits answer with codes, and order state stays bounded', () => {
-  const host = { post() {}, releaseObject() {}, portDied() {} } as unknown as IpcHost;
+  const host = { post() {}, releaseObject() {}, holdRegions() {}, portDied() {} } as unknown as IpcHost;
   const memory = {} as OolMemory;
   let nextTask = 1;
   const newIpcTask = (ipc: NodeIpc) => new TaskIpc(ipc, (nextTask++ * 1024) as TaskId, memory, null);

@@ -11,6 +11,7 @@ import {
   MACH_MSG_TYPE_MAKE_SEND_ONCE, MACH_MSG_TYPE_MOVE_SEND, MACH_MSG_TYPE_MOVE_SEND_ONCE, MACH_NOTIFY_DEAD_NAME,
   MACH_NOTIFY_SEND_ONCE, MACH_PORT_LIMITS_INFO, MACH_PORT_NULL, MACH_PORT_TYPE_DEAD_NAME, MACH_PORT_TYPE_SEND,
   MACH_RCV_MSG, MACH_RCV_TIMED_OUT, MACH_RCV_TIMEOUT, MACH_SEND_INVALID_DEST, MACH_SEND_MSG,
+  MACH_MSG_TYPE_MOVE_RECEIVE, MACH_NOTIFY_NO_SENDERS, MACH_RCV_LARGE, MACH_RCV_TOO_LARGE, TASK_BOOTSTRAP_PORT,
   VM_INHERIT_SHARE, krName, type Kernel, type MachMsgSend, type Task,
 } from 'norma-rt';
 import { bootKernel, fixture, snapshot } from './helpers.js';
@@ -143,6 +144,100 @@ describe('a node that dies', () => {
     // The copy only node 1 mapped is freed at once; the parent's objects live on with it.
     expect((await kernel.pagerInfo())[0]).toEqual({ node: 0, objects: 2, bytes: 3 * page });
     await parent.terminate();
+    expect(await kernel.pagerInfo()).toEqual([
+      { node: 0, objects: 0, bytes: 0 },
+      { node: 1, objects: 0, bytes: 0, down: true },
+    ]);
+  });
+});
+
+/** A no-senders request on `owner`'s `port`, aimed at a fresh port of `owner` that it returns. */
+async function requestNoSenders(owner: Task, port: number): Promise<number> {
+  const notify = await owner.allocatePort();
+  expect(await owner.requestNotification(port, MACH_NOTIFY_NO_SENDERS, 0, notify, MACH_MSG_TYPE_MAKE_SEND_ONCE)).toBe(MACH_PORT_NULL);
+  return notify;
+}
+
+/** A notification body: one little-endian 32-bit word. */
+function word(value: number): Uint8Array {
+  const body = new Uint8Array(4);
+  new DataView(body.buffer).setUint32(0, value, true);
+  return body;
+}
+
+describe('what a node that dies held to ports on surviving nodes', () => {
+  it('its send rights go (in spaces, special and registered slots, an inherited slot, queued messages): no-senders fires once survivors hold none', async () => {
+    const kernel = await bootKernel();
+    const server = await newTask(kernel, 0);
+    const port = await server.allocatePort();
+    const holder = await newTask(kernel, 1);
+    await giveSend(server, port, holder);
+    // Made with a send right out: a request on a port with none fires at once.
+    const notify = await requestNoSenders(server, port);
+    await holder.setSpecialPort(TASK_BOOTSTRAP_PORT, SEND);
+    await holder.registerPorts([SEND]);
+    // A child built on node 1 from a parent on node 0 inherits a send right (by task image).
+    const parent = await newTask(kernel, 0);
+    await giveSend(server, port, parent);
+    await parent.setSpecialPort(TASK_BOOTSTRAP_PORT, SEND);
+    await parent.deallocatePort(SEND);
+    await parent.createOn(1, { inheritMemory: false });
+    await parent.terminate();
+    // A message queued on node 1 carrying one more.
+    const mailbox = await holder.allocatePort();
+    await giveSend(holder, mailbox, server, 0x5001);
+    await server.send({ remotePort: 0x5001, remoteDisposition: MACH_MSG_TYPE_COPY_SEND, ports: [{ name: port, disposition: MACH_MSG_TYPE_MAKE_SEND }] });
+    // A survivor's right keeps no-senders away until it goes.
+    const survivor = await newTask(kernel, 0);
+    await giveSend(server, port, survivor);
+
+    await kernel.crashNode(1);
+    await rejectsWith(server.receive(notify, { timeout: 0 }), MACH_RCV_TIMED_OUT);
+    await survivor.deallocatePort(SEND);
+    // Four send rights were made (MAKE_SEND): the mscount the notification carries.
+    expect(await server.receive(notify, { timeout: 5000 })).toMatchObject({ id: MACH_NOTIFY_NO_SENDERS, localPort: notify, body: word(4) });
+    await rejectsWith(server.receive(notify, { timeout: 0 }), MACH_RCV_TIMED_OUT);
+  });
+
+  it('a receive right in a message queued there kills its port (queued on a survivor); its no-senders request sends MACH_NOTIFY_SEND_ONCE', async () => {
+    const kernel = await bootKernel();
+    const server = await newTask(kernel, 0);
+    const port = await server.allocatePort();
+    const client = await newTask(kernel, 0);
+    await giveSend(server, port, client);
+    const notify = await requestNoSenders(server, port);
+    const holder = await newTask(kernel, 1);
+    const mailbox = await holder.allocatePort();
+    await giveSend(holder, mailbox, server, 0x5001);
+    await server.send({ remotePort: 0x5001, remoteDisposition: MACH_MSG_TYPE_COPY_SEND, ports: [{ name: port, disposition: MACH_MSG_TYPE_MOVE_RECEIVE }] });
+    // The right lies in a message on node 1; the port's queue stays on node 0 and takes messages.
+    await client.send({ ...COPY, id: 1 });
+
+    await kernel.crashNode(1);
+    await rejectsWith(client.send({ ...COPY, id: 2 }), MACH_SEND_INVALID_DEST);
+    expect(await client.portType(SEND)).toBe(MACH_PORT_TYPE_DEAD_NAME);
+    expect(await server.receive(notify, { timeout: 5000 })).toMatchObject({ id: MACH_NOTIFY_SEND_ONCE, localPort: notify });
+    await rejectsWith(server.receive(notify, { timeout: 0 }), MACH_RCV_TIMED_OUT);
+  });
+
+  it('the memory out-of-line regions of messages queued there held is released: pagerInfo shows none once the sender is gone', async () => {
+    const kernel = await bootKernel();
+    const page = kernel.pageSize;
+    const sender = await newTask(kernel, 0);
+    const data = await sender.allocate(page);
+    const receiver = await newTask(kernel, 1);
+    const mailbox = await receiver.allocatePort();
+    await giveSend(receiver, mailbox, sender);
+    await sender.send({ ...COPY, ool: [{ address: data, size: page }, { address: data, size: page, share: true }] });
+    // Queued there: lent to a receive too small for it, it stays (MACH_RCV_LARGE).
+    expect(await kernel.mach.mach_msg(receiver, null, MACH_RCV_MSG | MACH_RCV_LARGE | MACH_RCV_TIMEOUT, 0, 1, mailbox, 5000))
+      .toMatchObject({ kr: MACH_RCV_TOO_LARGE });
+    // The sender's object (mapped, and shared by the message) and the copy the message holds.
+    expect((await kernel.pagerInfo())[0]).toEqual({ node: 0, objects: 2, bytes: 2 * page });
+
+    await kernel.crashNode(1);
+    expect((await kernel.pagerInfo())[0]).toEqual({ node: 0, objects: 1, bytes: page });
+    await sender.terminate();
     expect(await kernel.pagerInfo()).toEqual([
       { node: 0, objects: 0, bytes: 0 },
       { node: 1, objects: 0, bytes: 0, down: true },

@@ -12,7 +12,7 @@ import {
 import type { IpcTraffic, MemoryObjectRef, NoSendersRequest, PortState } from '../shared/protocol.js';
 import type { NodeId, TaskId } from '../shared/types.js';
 import type { PortId, PortName, PortOps, RightInTransit, SpaceNotification } from './ipc-types.js';
-import type { KMsg } from './message.js';
+import type { KMsg, OolRegion } from './message.js';
 import { Port, PortSet } from './port.js';
 import { PortKind, type PortTable } from './port-table.js';
 import { destroyRightInTransit } from './right.js';
@@ -22,6 +22,8 @@ export interface IpcHost {
   post(node: NodeId, traffic: IpcTraffic): void;
   /** Drops a memory-object reference held by a destroyed message. */
   releaseObject(object: MemoryObjectRef): void;
+  /** Messages on this node hold the regions' references (1), or no longer do (-1): see MapHoldings. */
+  holdRegions(regions: readonly OolRegion[], delta: 1 | -1): void;
   /** A task on this node died with a dead-name request on `port` outstanding: convert its names. */
   portDied(task: TaskId, port: PortId): void;
 }
@@ -187,9 +189,12 @@ export class NodeIpc {
     if (set !== null) this.#sets.get(set)?.add(local.queue);
   }
 
-  /** One send right to `port` went; the last one's going fires no-senders at the port's node. */
-  releaseSend(port: PortId): void {
-    if (!this.table.isAlive(port) || !this.table.removeSendRight(port)) return;
+  /**
+   * One send right to `port` went (held on this node, or with `held` false outside every node:
+   * PortTable.addSendRight); the last one's going fires no-senders at the port's node.
+   */
+  releaseSend(port: PortId, held = true): void {
+    if (!this.table.isAlive(port) || !this.table.removeSendRight(port, held)) return;
     this.#noSenders(port);
   }
 
@@ -246,6 +251,7 @@ export class NodeIpc {
 
   /** Takes a message toward its port: here, to the port's node, or to destruction if it died. */
   route(kmsg: KMsg): void {
+    if (kmsg.ool.length > 0) this.#host.holdRegions(kmsg.ool, 1);
     this.countArrival(kmsg);
     const node = this.table.location(kmsg.dest);
     if (node === this.node) this.arrive(kmsg);
@@ -322,14 +328,25 @@ export class NodeIpc {
 
   /**
    * Destroys a message that will never be received: its queue place, its destination right and
-   * every right and region it carries go (ipc_kmsg_destroy).
+   * every right and region it carries go (ipc_kmsg_destroy). A send-once destination right to a
+   * live port (a message wrecked at send) sends the port MACH_NOTIFY_SEND_ONCE, as Mach's
+   * ipc_object_destroy_dest does; one to a dead port is nothing. A send-once notification itself
+   * destroyed with its port alive (its port's node went down meanwhile) does not beget another.
    */
   destroyMessage(kmsg: KMsg): void {
+    if (kmsg.ool.length > 0) this.#host.holdRegions(kmsg.ool, -1);
     if (!kmsg.sendOnce) {
       if (this.table.isAlive(kmsg.dest)) this.table.unreserve(kmsg.dest);
       this.releaseSend(kmsg.dest);
+    } else if (this.table.isAlive(kmsg.dest) && !(kmsg.sender === 0 && kmsg.id === MACH_NOTIFY_SEND_ONCE)) {
+      this.notify(kmsg.dest, MACH_NOTIFY_SEND_ONCE, new Uint8Array(0));
     }
     this.#destroyContents(kmsg);
+  }
+
+  /** Drops the memory references of out-of-line regions that never made it into a message. */
+  releaseRegions(regions: readonly OolRegion[]): void {
+    for (const region of regions) this.#host.releaseObject(region.object);
   }
 
   #destroyContents(kmsg: KMsg): void {
@@ -366,6 +383,9 @@ export class NodeIpc {
     }
     this.#ports.delete(port);
     this.table.kill(port);
+    // Its no-senders request's send-once right dies unused (ipc_port_destroy).
+    if (local.nsrequest !== null) this.notify(local.nsrequest.notify, MACH_NOTIFY_SEND_ONCE, new Uint8Array(0));
+    local.nsrequest = null;
     const doomed = [...local.queue.destroy(), ...[...local.held.values()].flatMap((held) => [...held.values()])];
     for (const kmsg of doomed) this.destroyMessage(kmsg);
     for (const key of local.dnrequests.keys()) {
@@ -473,6 +493,8 @@ export class NodeIpc {
    * `destroy` (it was too large to receive) so do the rights and memory it carries.
    */
   dequeued(kmsg: KMsg, options: { destroy?: boolean } = {}): void {
+    // Its regions go to the receiver's map, or are released: no message here holds them now.
+    if (kmsg.ool.length > 0) this.#host.holdRegions(kmsg.ool, -1);
     if (!kmsg.sendOnce) {
       this.table.unreserve(kmsg.dest);
       this.releaseSend(kmsg.dest);
@@ -485,9 +507,15 @@ export class NodeIpc {
   /** Handles IPC traffic from another node. */
   receiveTraffic(traffic: IpcTraffic): void {
     switch (traffic.op) {
-      case 'kmsg': this.arrive(traffic.kmsg); return;
+      case 'kmsg':
+        if (traffic.kmsg.ool.length > 0) this.#host.holdRegions(traffic.kmsg.ool, 1);
+        this.arrive(traffic.kmsg);
+        return;
       case 'migrate': this.migrate(traffic.port, traffic.to); return;
-      case 'port-state': this.install(traffic.state); return;
+      case 'port-state':
+        for (const kmsg of [...traffic.state.queued, ...traffic.state.held]) if (kmsg.ool.length > 0) this.#host.holdRegions(kmsg.ool, 1);
+        this.install(traffic.state);
+        return;
       case 'port-died': this.#host.portDied(traffic.task, traffic.port); return;
       case 'no-senders': this.#noSenders(traffic.port); return;
       case 'destroy-port': this.destroyPort(traffic.port); return;
@@ -507,35 +535,55 @@ export class NodeIpc {
   }
 
   /**
-   * Traffic is about to leave for `to`: the send-once rights it carries are counted there from
-   * now on, so if `to` dies before it is done with them, they are known lost (see nodeDown).
+   * Traffic is about to leave for `to`: the send and send-once rights its messages hold (their
+   * destination rights included) are counted there from now on, and the receive rights they
+   * carry are recorded there (the table's receiver), so if `to` dies before it is done with
+   * them, they are known lost (see nodeDown).
    */
   departing(to: NodeId, traffic: IpcTraffic): void {
     if (traffic.op === 'kmsg') {
-      if (traffic.kmsg.sendOnce) this.table.sendOnceMoved(traffic.kmsg.dest, to);
-      this.#carriedMoved(traffic.kmsg, to);
+      this.#carriedMoved(traffic.kmsg, to, true);
     } else if (traffic.op === 'port-state') {
       const { state } = traffic;
-      for (const kmsg of [...state.queued, ...state.held]) this.#carriedMoved(kmsg, to);
+      for (const kmsg of [...state.queued, ...state.held]) this.#carriedMoved(kmsg, to, false);
       if (state.nsrequest !== null) this.table.sendOnceMoved(state.nsrequest.notify, to);
       if (state.pdrequest !== null) this.table.sendOnceMoved(state.pdrequest, to);
     }
   }
 
-  #carriedMoved(kmsg: KMsg, to: NodeId): void {
-    if (kmsg.reply?.kind === 'send-once') this.table.sendOnceMoved(kmsg.reply.portId, to);
-    for (const right of kmsg.rights) if (right.kind === 'send-once') this.table.sendOnceMoved(right.portId, to);
+  /**
+   * A message leaves for `to`. A send-once destination right counts until the message reaches
+   * its port's node (countArrival): one in a queue, used up, does not move with it (`unused` false).
+   */
+  #carriedMoved(kmsg: KMsg, to: NodeId, unused: boolean): void {
+    if (kmsg.ool.length > 0) this.#host.holdRegions(kmsg.ool, -1);
+    if (!kmsg.sendOnce) this.table.sendRightMoved(kmsg.dest, to);
+    else if (unused) this.table.sendOnceMoved(kmsg.dest, to);
+    if (kmsg.reply !== null) this.#rightMoved(kmsg.reply, to);
+    for (const right of kmsg.rights) this.#rightMoved(right, to);
+  }
+
+  #rightMoved(right: RightInTransit, to: NodeId): void {
+    switch (right.kind) {
+      case 'send': this.table.sendRightMoved(right.portId, to); break;
+      case 'send-once': this.table.sendOnceMoved(right.portId, to); break;
+      // Where the receive right is: a node that dies with it in a message kills its port.
+      case 'receive': if (this.table.isAlive(right.portId)) this.table.setReceiver(right.portId, to); break;
+      case 'dead': break;
+    }
   }
 
   /**
    * Node `node` died, and with it the queues it held and every right its spaces and messages
    * held. Ports whose queue was there die (their blocked senders wake and fail with
-   * MACH_SEND_INVALID_DEST); a port queued here whose receive right was last taken there dies as
-   * that right is destroyed (a port-destroyed request rescues it); receivers here waiting for a
-   * queue that was there fail with MACH_RCV_PORT_DIED; each send-once right it held to a port
-   * queued here sends MACH_NOTIFY_SEND_ONCE; its tasks' dead-name requests here are dropped.
+   * MACH_SEND_INVALID_DEST); a port queued here whose receive right was last taken there, or
+   * lay in a message there, dies as that right is destroyed (a port-destroyed request rescues
+   * it; a no-senders request gets MACH_NOTIFY_SEND_ONCE); receivers here waiting for a queue
+   * that was there fail with MACH_RCV_PORT_DIED; each send-once right it held to a port queued
+   * here sends MACH_NOTIFY_SEND_ONCE; the send rights it held to live ports leave their count,
+   * and a port left with none fires no-senders; its tasks' dead-name requests here are dropped.
    * Conditions: runs on every surviving node, in any order; each port dies and each lost
-   * send-once right is answered once (port-table.ts).
+   * send-once or send right is answered once (port-table.ts).
    */
   nodeDown(node: NodeId): void {
     this.table.killNode(node);
@@ -553,6 +601,7 @@ export class NodeIpc {
     for (const [port, count] of this.table.takeSendOnces(node)) {
       for (let right = 0; right < count; right++) this.notify(port, MACH_NOTIFY_SEND_ONCE, new Uint8Array(0));
     }
+    for (const port of this.table.takeSendRights(node)) this.#noSenders(port);
   }
 
   /**

@@ -92,6 +92,8 @@ export class TaskIpc {
     this.rights.copyout({ kind: 'send', portId: port });
     for (const [which, special] of inherited?.special ?? []) this.#special.set(which, special);
     if (inherited !== null) this.#registered = [...inherited.registered];
+    // The inherited rights, held by no node on their way here (inheritable), are this node's now.
+    for (const held of [...this.#special.values(), ...this.#registered]) if (held !== null) ipc.table.sendRightsHeld(held, 1);
   }
 
   /** @internal For tests: how many destination ports this task keeps a sequence number for. */
@@ -118,11 +120,14 @@ export class TaskIpc {
     return this.#ipc.table.taskOf(entry.port);
   }
 
-  /** The ports a child of this task inherits, with a send right taken for it. */
+  /**
+   * The ports a child of this task inherits, with a send right taken for it, held by no node
+   * until the child's TaskIpc takes it (an image in flight survives its parent's node).
+   */
   inheritable(): InheritedPorts {
     const take = (port: PortId | null | undefined) => {
       if (port == null || !this.#ipc.table.isAlive(port)) return null;
-      this.#ipc.table.addSendRight(port);
+      this.#ipc.table.addSendRight(port, false);
       return port;
     };
     const special: [number, PortId][] = [];
@@ -463,7 +468,7 @@ export class TaskIpc {
     for (const descriptor of msg.ool ?? []) {
       const captured = this.#memory.capture(descriptor);
       if (captured.region === undefined) {
-        for (const region of ool) this.#ipc.destroyMessage({ dest, sendOnce: true, reply: null, id: 0, body: new Uint8Array(0), rights: [], ool: [region], sender: 0, seq: 0 });
+        this.#ipc.releaseRegions(ool);
         if (!sendOnce) this.#ipc.table.unreserve(dest);
         return MACH_SEND_INVALID_MEMORY;
       }
@@ -483,9 +488,11 @@ export class TaskIpc {
     for (const descriptor of msg.ports ?? []) {
       const { right } = this.rights.copyin(descriptor.name as PortName, descriptor.disposition);
       if (right === null) {
-        // The same name spent twice: the message is destroyed, as Mach does for body rights.
-        const wreck: KMsg = { dest, sendOnce, reply, id: 0, body: new Uint8Array(0), rights, ool, sender: 0, seq: 0 };
+        // The same name spent twice: the message is destroyed, as Mach does for body rights, its
+        // destination right with it (a send-once one sends its notification: destroyMessage).
+        const wreck: KMsg = { dest, sendOnce, reply, id: 0, body: new Uint8Array(0), rights, ool: [], sender: 0, seq: 0 };
         this.#ipc.destroyMessage(wreck);
+        this.#ipc.releaseRegions(ool);
         return MACH_SEND_INVALID_RIGHT;
       }
       rights.push(right);
@@ -682,8 +689,8 @@ function withTimeout<T>(promise: Promise<T>, timeoutMs: number, expired: number)
   return Promise.race([promise, timeout]).finally(() => systemClock.clearTimeout(timer));
 }
 
-/** Releases the send rights an unadopted child's inherited ports held. */
+/** Releases the send rights an unadopted child's inherited ports held (held by no node: inheritable). */
 export function releaseInherited(ipc: NodeIpc, inherited: InheritedPorts): void {
-  for (const [, port] of inherited.special) ipc.releaseSend(port);
-  for (const port of inherited.registered) if (port !== null) ipc.releaseSend(port);
+  for (const [, port] of inherited.special) ipc.releaseSend(port, false);
+  for (const port of inherited.registered) if (port !== null) ipc.releaseSend(port, false);
 }

@@ -97,16 +97,18 @@ export class ObjectReferences {
 
   /**
    * Drops the `maps` references that the maps of dead node `node` held, and those maps from the
-   * map count; true when they were the last, and the home pager must free the object.
+   * map count, and the `messages` references its messages' regions held; true when they were
+   * the last, and the home pager must free the object.
    */
-  forgetNode(object: MemoryObjectName, node: number, maps: number): boolean {
+  forgetNode(object: MemoryObjectName, node: number, maps: number, messages = 0): boolean {
     const table = this.#table(object.home);
     const base = object.slot * REF_WORDS;
     this.setResident(object, node, false);
-    Atomics.sub(table, base + REF_MAPS, maps);
-    const before = Atomics.sub(table, base + REF_COUNT, maps);
-    if (before < maps) throw new Error(`memory object ${object.home}:${object.slot} over-released`);
-    return before === maps;
+    if (maps > 0) Atomics.sub(table, base + REF_MAPS, maps);
+    const references = maps + messages;
+    const before = Atomics.sub(table, base + REF_COUNT, references);
+    if (before < references) throw new Error(`memory object ${object.home}:${object.slot} over-released`);
+    return before === references;
   }
 
   /** True when `node` has said it holds the object's buffer (a hint: it may have let go since). */
@@ -134,6 +136,11 @@ export class ObjectReferences {
  *
  * A node mapping more than HOLDING_SLOTS objects at once records the rest nowhere: if it dies,
  * those stay referenced (counted in `overflow`).
+ *
+ * The same form records the references out-of-line regions of messages on a node hold (a
+ * message's region counts where the message is: made there, queued or waiting there; not while
+ * it crosses to another node, where it is recorded on arrival, so a node dying with messages on
+ * their way to it leaks their references rather than releasing any twice).
  */
 export class MapHoldings {
   readonly #words: Int32Array;

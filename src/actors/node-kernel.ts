@@ -71,6 +71,11 @@ export class NodeKernel implements NodeApi {
   /** Every node's MapHoldings (this node's is written here; a dead node's is read to release it). */
   readonly #holdingTables: readonly SharedArrayBuffer[];
   readonly #holdings: MapHoldings;
+  /** Every node's record of the references its messages' regions hold (this node's written here). */
+  readonly #messageTables: readonly SharedArrayBuffer[];
+  readonly #messageHoldings: MapHoldings;
+  /** This node's entries in it: references held by messages here, by object key. */
+  readonly #inMessages = new Map<number, { count: number; readonly holding: number | undefined }>();
   /** Nodes this node has seen go down (nodeDown ran for them). */
   readonly #down = new Set<NodeId>();
   /** Parents of teleports to another node, out of the task table until their child is built or not. */
@@ -81,7 +86,7 @@ export class NodeKernel implements NodeApi {
    * (single-node tests) this node's holdings are recorded where no one reads them.
    */
   constructor(startup: Pick<NodeStartup, 'node' | 'nodes' | 'pageSize' | 'refTables' | 'portTable'> &
-    Partial<Pick<NodeStartup, 'holdings'>>,
+    Partial<Pick<NodeStartup, 'holdings' | 'messageHoldings'>>,
   links: NodeLinks = { post: () => {}, callNode: async () => ({ kr: KERN_NODE_DOWN }) }) {
     this.id = startup.node;
     this.nodes = startup.nodes;
@@ -93,6 +98,8 @@ export class NodeKernel implements NodeApi {
     this.#pager = new DefaultPager(this.id, this.#references);
     this.#holdingTables = startup.holdings ?? [];
     this.#holdings = new MapHoldings(this.#holdingTables[this.id] ?? MapHoldings.create());
+    this.#messageTables = startup.messageHoldings ?? [];
+    this.#messageHoldings = new MapHoldings(this.#messageTables[this.id] ?? MapHoldings.create());
     this.#ipc = new NodeIpc(this.id, new PortTable(startup.portTable, this.id), {
       post: (node, traffic) => {
         if (this.#down.has(node)) {
@@ -106,6 +113,7 @@ export class NodeKernel implements NodeApi {
         post(node, { op: 'ipc', traffic });
       },
       releaseObject: (object) => this.#releaseNow([object]),
+      holdRegions: (regions, delta) => { for (const region of regions) this.#holdInMessage(region.object, delta); },
       portDied: (task, port) => (this.#tasks.get(task) ?? this.#teleporting.get(task))?.ipc.portDied(port),
     });
   }
@@ -145,6 +153,27 @@ export class NodeKernel implements NodeApi {
       if (object.home !== this.id) this.#references.setResident(object, this.id, false);
     },
   };
+
+  /**
+   * A message here holds one more (`delta` 1) or one fewer reference on `object`, recorded for
+   * the survivors should this node die. Raised after the reference is taken and lowered before
+   * it is dropped or handed on, so a death in between leaks one rather than releasing it twice.
+   */
+  #holdInMessage(object: MemoryObjectName, delta: 1 | -1): void {
+    const key = object.home * REF_TABLE_SLOTS + object.slot;
+    const held = this.#inMessages.get(key);
+    if (held === undefined) {
+      if (delta === 1) this.#inMessages.set(key, { count: 1, holding: this.#messageHoldings.add(key) });
+      return;
+    }
+    held.count += delta;
+    if (held.count > 0) {
+      if (held.holding !== undefined) this.#messageHoldings.set(held.holding, held.count);
+      return;
+    }
+    this.#inMessages.delete(key);
+    if (held.holding !== undefined) this.#messageHoldings.remove(held.holding);
+  }
 
   /** The buffer of an image object: carried, held here, or (homed here) the pager's own. */
   #bufferOf(object: ImageObject): SharedArrayBuffer | undefined {
@@ -240,7 +269,8 @@ export class NodeKernel implements NodeApi {
     if (!isSecurityToken(token) || !isLedgerPair(ledgers)) return { kr: KERN_INVALID_ARGUMENT };
     const host = this.#ipc.createPort(PortKind.HOST);
     if (host === undefined) return { kr: KERN_RESOURCE_SHORTAGE };
-    this.#ipc.table.addSendRight(host);
+    // Held by no node until the task's TaskIpc takes it, as an inherited right.
+    this.#ipc.table.addSendRight(host, false);
     const task = this.#newTask(token, ledgers, { special: [[TASK_HOST_PORT, host]], registered: [null, null, null] });
     if (task === undefined) {
       this.#ipc.destroyPort(host);
@@ -585,17 +615,31 @@ export class NodeKernel implements NodeApi {
   portMoveMember(id: TaskId, member: number, after: number) {
     return this.#ipcOf(id)?.moveMember(member, after) ?? { kr: KERN_INVALID_ARGUMENT };
   }
-  /** A send-once right inserted from outside this node is this node's to answer for from now on. */
+  /**
+   * A send or send-once right inserted from outside this node (a PortRight token) is this
+   * node's to answer for from now on. Counted before the insert, which may merge a send right
+   * into a name holding one and release it here.
+   */
   portInsertRight(id: TaskId, name: number, poly: number | RightInTransit, polyPoly: number) {
-    const reply = this.#ipcOf(id)?.insertRight(name, poly, polyPoly) ?? { kr: KERN_INVALID_ARGUMENT };
-    if (reply.kr === KERN_SUCCESS && typeof poly === 'object' && poly.kind === 'send-once') this.#ipc.table.sendOnceMade(poly.portId);
+    const ipc = this.#ipcOf(id);
+    if (ipc === undefined) return { kr: KERN_INVALID_ARGUMENT };
+    const token = typeof poly === 'object' && poly !== null ? poly : undefined;
+    if (token?.kind === 'send') this.#ipc.table.sendRightsHeld(token.portId, 1);
+    const reply = ipc.insertRight(name, poly, polyPoly);
+    if (token?.kind === 'send' && reply.kr !== KERN_SUCCESS) this.#ipc.table.sendRightsHeld(token.portId, -1);
+    if (reply.kr === KERN_SUCCESS && token?.kind === 'send-once') this.#ipc.table.sendOnceMade(token.portId);
     return reply;
   }
-  /** A send-once right extracted leaves this node's count: its holder outside answers for it. */
+  /**
+   * A send or send-once right extracted leaves this node's count: its holder outside answers
+   * for it. A receive right's table receiver stays this node (nothing records the token's holder),
+   * so this node's death kills its port.
+   */
   portExtractRight(id: TaskId, name: number, msgtName: number) {
     const reply: { kr: number; right?: RightInTransit; type?: number } =
       this.#ipcOf(id)?.extractRight(name, msgtName) ?? { kr: KERN_INVALID_ARGUMENT };
     if (reply.right?.kind === 'send-once') this.#ipc.table.sendOnceUsed(reply.right.portId);
+    if (reply.right?.kind === 'send') this.#ipc.table.sendRightsHeld(reply.right.portId, -1);
     return reply;
   }
   /** Waits for a migrating receive right's queue first: the request is kept with the queue. */
@@ -660,19 +704,27 @@ export class NodeKernel implements NodeApi {
    * with the queues on the dead node); the references its maps held on objects homed here are
    * dropped, and objects no one maps any more are freed.
    * Conditions: runs on each surviving node when it learns of the death; later calls do nothing.
-   * Not recovered: references held by out-of-line memory in messages on the dead node, and by
-   * maps beyond its MapHoldings capacity (see MapHoldings).
+   * The references out-of-line regions of messages there held go too (queued, held or made
+   * there). Not recovered: those of messages on their way to it when it died, and of maps or
+   * messages beyond its MapHoldings capacity (see MapHoldings).
    */
   nodeDown(node: NodeId): void {
     if (node === this.id || this.#down.has(node)) return;
     this.#down.add(node);
     this.#ipc.nodeDown(node);
     for (const task of [...this.#tasks.values(), ...this.#teleporting.values()]) this.#deadNameSweep(task);
+    const held = new Map<number, { maps: number; messages: number }>();
     const holdings = this.#holdingTables[node];
-    if (holdings === undefined) return;
-    for (const { key, maps } of MapHoldings.entries(holdings)) {
+    const messages = this.#messageTables[node];
+    for (const { key, maps } of holdings === undefined ? [] : MapHoldings.entries(holdings)) held.set(key, { maps, messages: 0 });
+    for (const { key, maps: count } of messages === undefined ? [] : MapHoldings.entries(messages)) {
+      const entry = held.get(key);
+      if (entry === undefined) held.set(key, { maps: 0, messages: count });
+      else entry.messages = count;
+    }
+    for (const [key, { maps, messages: count }] of held) {
       const object = { home: Math.floor(key / REF_TABLE_SLOTS) as NodeId, slot: key % REF_TABLE_SLOTS };
-      if (object.home === this.id && this.#references.forgetNode(object, node, maps)) this.#pager.terminate(object.slot);
+      if (object.home === this.id && this.#references.forgetNode(object, node, maps, count)) this.#pager.terminate(object.slot);
     }
   }
 

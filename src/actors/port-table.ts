@@ -8,13 +8,15 @@
  *     slot s:  | generation | location | msgcount | qlimit | srights | kobject·kind | receiver | wake
  *   links:     | next free slot of slot 0 | of slot 1 | ...                (PORT_SLOTS Int32)
  *   send-once: | node 0: rights to slot 0 | slot 1 | ... | node 1: ...     (nodes × PORT_SLOTS Int32)
+ *   send:      | node 0: rights to slot 0 | slot 1 | ... | node 1: ...     (nodes × PORT_SLOTS Int32)
  *
  * A PortId is `generation * PORT_SLOTS + slot`. A slot's generation advances when its port dies,
  * so a stale PortId never reaches the slot's next port. `location` is the node whose kernel
  * holds the port (its queue) or DEAD; `msgcount` counts queue places reserved by senders (queued
  * or still in flight), which is what blocks senders at the queue limit on every node.
- * `receiver` is the node whose name space last took the receive right: the queue belongs there,
- * and follows it. `wake` is an event count bumped whenever a blocked sender may now fit (a place
+ * `receiver` is the node whose name space last took the receive right, or, while the right
+ * travels in a message, the node that message is on or headed to (NodeIpc.departing): the
+ * queue belongs there, and follows it; a node that dies there takes the right with it. `wake` is an event count bumped whenever a blocked sender may now fit (a place
  * freed, the limit changed, the port died): senders wait on it, so no wakeup is lost between
  * finding the queue full and starting to wait.
  *
@@ -34,6 +36,13 @@
  * spaces, its ports' queues and requests, and in messages on their way to it (a node moves the
  * count to the receiving node before it posts). When a node dies, the survivors turn its count
  * into MACH_NOTIFY_SEND_ONCE messages, as Mach does for a send-once right destroyed unused.
+ *
+ * The send counts say the same of send rights, beside `srights` (the total, which alone decides
+ * no-senders: a sum over nodes read while a right moves could see it on neither node). Rights
+ * outside every node (in a task image on its way to a child, in a PortRight token the host
+ * holds) count in `srights` only. When a node dies, the survivors subtract its count from
+ * `srights`, and a port left with none fires no-senders. Cost on the hot path: one more Atomics
+ * add where a right is made or released, two where one leaves for another node.
  */
 import {
   MACH_PORT_QLIMIT_DEFAULT, MACH_PORT_QLIMIT_MAX,
@@ -58,9 +67,9 @@ const WAKE = 7;
 const SLOTS_BYTES = PORT_SLOTS * WORDS * Int32Array.BYTES_PER_ELEMENT;
 const LINKS_BYTES = PORT_SLOTS * Int32Array.BYTES_PER_ELEMENT;
 
-/** Bytes of the table for `nodes` nodes: slots, free links, one send-once count per node and slot. */
+/** Bytes of the table for `nodes` nodes: slots, free links, a send-once and a send count per node and slot. */
 export function portTableBytes(nodes: number): number {
-  return SLOTS_BYTES + LINKS_BYTES + nodes * PORT_SLOTS * Int32Array.BYTES_PER_ELEMENT;
+  return SLOTS_BYTES + LINKS_BYTES + 2 * nodes * PORT_SLOTS * Int32Array.BYTES_PER_ELEMENT;
 }
 
 const DEAD = -1;
@@ -82,6 +91,7 @@ export class PortTable {
   readonly #head: BigInt64Array;
   readonly #links: Int32Array;
   readonly #sendOnce: Int32Array;
+  readonly #send: Int32Array;
   readonly #nodes: number;
   readonly #node: NodeId;
 
@@ -90,8 +100,9 @@ export class PortTable {
     this.#words = new Int32Array(sab, 0, PORT_SLOTS * WORDS);
     this.#head = new BigInt64Array(sab, FREE_HEAD_BYTE, 1);
     this.#links = new Int32Array(sab, SLOTS_BYTES, PORT_SLOTS);
-    this.#nodes = Math.floor((sab.byteLength - SLOTS_BYTES - LINKS_BYTES) / LINKS_BYTES);
+    this.#nodes = Math.floor((sab.byteLength - SLOTS_BYTES - LINKS_BYTES) / (2 * LINKS_BYTES));
     this.#sendOnce = new Int32Array(sab, SLOTS_BYTES + LINKS_BYTES, this.#nodes * PORT_SLOTS);
+    this.#send = new Int32Array(sab, SLOTS_BYTES + LINKS_BYTES + this.#nodes * LINKS_BYTES, this.#nodes * PORT_SLOTS);
     this.#node = node;
   }
 
@@ -118,7 +129,10 @@ export class PortTable {
     Atomics.store(this.#words, base + SRIGHTS, 0);
     Atomics.store(this.#words, base + KOBJECT_KIND, (kobject === null ? 0 : Math.floor(kobject / 1024)) * 4 + kind);
     Atomics.store(this.#words, base + RECEIVER, this.#node);
-    for (let node = 0; node < this.#nodes; node++) Atomics.store(this.#sendOnce, node * PORT_SLOTS + slot, 0);
+    for (let node = 0; node < this.#nodes; node++) {
+      Atomics.store(this.#sendOnce, node * PORT_SLOTS + slot, 0);
+      Atomics.store(this.#send, node * PORT_SLOTS + slot, 0);
+    }
     Atomics.store(this.#words, base + LOCATION, this.#node);
     // Publish last: a reader that sees the new generation sees a fully set-up slot.
     Atomics.store(this.#words, base + GENERATION, generation);
@@ -181,7 +195,7 @@ export class PortTable {
     Atomics.store(this.#words, this.#at(port, LOCATION), node);
   }
 
-  /** The node whose name space last took the receive right: where the queue is headed. */
+  /** The node whose name space last took the receive right, or holding the message carrying it. */
   receiver(port: PortId): NodeId { return Atomics.load(this.#words, this.#at(port, RECEIVER)) as NodeId; }
 
   /** A space on `node` took the receive right: the queue belongs there from now on. */
@@ -346,12 +360,59 @@ export class PortTable {
     Atomics.notify(this.#words, index);
   }
 
-  /** One more send right to `port` exists somewhere. */
-  addSendRight(port: PortId): void { Atomics.add(this.#words, this.#at(port, SRIGHTS), 1); }
+  /**
+   * One more send right to `port` exists: held on this node, or with `held` false outside every
+   * node (see the class comment), to be taken by a node with `sendRightsHeld`.
+   */
+  addSendRight(port: PortId, held = true): void {
+    if (held) this.#countSend(port, this.#node, 1);
+    Atomics.add(this.#words, this.#at(port, SRIGHTS), 1);
+  }
 
-  /** One send right went; true when it was the last (no-senders is due at the port's node). */
-  removeSendRight(port: PortId): boolean {
+  /** One send right went (held here, or outside every node); true when it was the last (no-senders is due). */
+  removeSendRight(port: PortId, held = true): boolean {
+    if (held) this.#countSend(port, this.#node, -1);
     return Atomics.sub(this.#words, this.#at(port, SRIGHTS), 1) === 1;
+  }
+
+  /** `delta` send rights to `port` came to this node from outside every node (or left it for there). */
+  sendRightsHeld(port: PortId, delta: number): void {
+    if (this.isAlive(port)) this.#countSend(port, this.#node, delta);
+  }
+
+  /** A send right to `port` leaves this node for `to` (counted there before it is posted). */
+  sendRightMoved(port: PortId, to: NodeId): void {
+    if (!this.isAlive(port) || to >= this.#nodes) return;
+    this.#countSend(port, to, 1);
+    this.#countSend(port, this.#node, -1);
+  }
+
+  #countSend(port: PortId, node: NodeId, delta: number): void {
+    if (node < this.#nodes) Atomics.add(this.#send, node * PORT_SLOTS + portSlot(port), delta);
+  }
+
+  /**
+   * The send rights dead node `node` held, to live ports wherever they are, leave `srights`;
+   * returns the ports left with none. Any survivor may sweep: each count is taken once.
+   */
+  takeSendRights(node: NodeId): PortId[] {
+    const emptied: PortId[] = [];
+    if (node >= this.#nodes) return emptied;
+    const used = Math.min(PORT_SLOTS, Atomics.load(this.#words, NEXT_NEW_SLOT));
+    for (let slot = 1; slot < used; slot++) {
+      const index = node * PORT_SLOTS + slot;
+      if (Atomics.load(this.#send, index) <= 0) continue;
+      const port = (Atomics.load(this.#words, slot * WORDS + GENERATION) * PORT_SLOTS + slot) as PortId;
+      if (!this.isAlive(port)) continue;
+      const count = Atomics.exchange(this.#send, index, 0);
+      if (count > 0 && Atomics.sub(this.#words, slot * WORDS + SRIGHTS, count) === count) emptied.push(port);
+    }
+    return emptied;
+  }
+
+  /** How many send rights to `port` node `node` holds (tests and diagnostics). */
+  sendRightCount(port: PortId, node: NodeId): number {
+    return node < this.#nodes && this.isAlive(port) ? Atomics.load(this.#send, node * PORT_SLOTS + portSlot(port)) : 0;
   }
 
   sendRights(port: PortId): number { return Atomics.load(this.#words, this.#at(port, SRIGHTS)); }

@@ -33,6 +33,11 @@ export interface NodeStartup {
   /** What each node's maps hold, indexed by node (memory-object.ts MapHoldings). */
   readonly holdings: readonly SharedArrayBuffer[];
   /**
+   * The memory references held by out-of-line regions of the messages on each node, indexed by
+   * node, in the same form (its `maps` word counting messages' regions).
+   */
+  readonly messageHoldings: readonly SharedArrayBuffer[];
+  /**
    * The message fast path (workers/channel.ts): `rings[from * nodes + to]` carries kernel
    * messages from node `from` to node `to` (null where from === to); one doorbell for all nodes.
    */
