@@ -5,9 +5,9 @@ export type { Mach, MachIpc, TaskInfoOut, VmRegionOut } from './mach.js';
 export { PortRight, type TaskIpcMach } from './shared/ipc-facade.js';
 export type {
   MachMsgReceived, MachMsgSend, OolDescriptor, PortDescriptor, ReceivedPort,
-} from './actors/message.js';
-export { Ledger } from './actors/ledger.js';
-export type { TaskContext } from './actors/node-kernel.js';
+} from './shared/message.js';
+export { Ledger } from './actors/kern/ledger.js';
+export type { TaskContext } from './shared/context.js';
 export { KernError, krName } from './shared/errors.js';
 export type { PagerInfo, RegionInfo, TaskBasicInfo } from './shared/protocol.js';
 export type { NodeId, SecurityToken, TaskId } from './shared/types.js';

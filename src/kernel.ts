@@ -3,19 +3,16 @@
  * to the node that holds its task, and orchestrates task creation across nodes.
  */
 import { availableParallelism } from 'node:os';
-import { Ledger } from './actors/ledger.js';
-import { MapHoldings } from './actors/memory-object.js';
-import { PortTable } from './actors/port-table.js';
+import { Ledger } from './actors/kern/ledger.js';
+import { MapHoldings } from './actors/vm/memory-object.js';
+import { PortTable } from './actors/ipc/port-table.js';
 import { createMach, type Mach } from './mach.js';
 import {
   DEFAULT_PAGE_SIZE, KERN_INVALID_ARGUMENT, KERN_SUCCESS,
 } from './shared/constants.js';
 import { KernError } from './shared/errors.js';
-import {
-  REF_TABLE_BYTES, type ForkMode, type MemoryObjectName, type NodeApi, type PagerInfo,
-  type TaskImage, type TaskLedgers,
-} from './shared/protocol.js';
-import { MAX_NODES, taskIdNode, type NodeId, type SecurityToken } from './shared/types.js';
+import { REF_TABLE_BYTES, type ForkMode, type NodeApi, type PagerInfo, type TaskImage, type TaskLedgers } from './shared/protocol.js';
+import { MAX_NODES, taskIdNode, type NodeId, type SecurityToken, type MemoryObjectName } from './shared/types.js';
 import { Task } from './task.js';
 import { DEFAULT_BUSY_WARNING_MS, NodeHost, type NodeActivityReport } from './workers/node-host.js';
 

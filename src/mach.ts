@@ -3,7 +3,7 @@
  * `{ kr, ...out-values }` (or a bare kr where the page has no out-values) and never rejects for
  * a kernel error. It is a thin face over the same routines the Task methods use.
  */
-import { chooseLedgers, type Ledger } from './actors/ledger.js';
+import { chooseLedgers, type Ledger } from './actors/kern/ledger.js';
 import {
   KERN_INVALID_ARGUMENT, KERN_SUCCESS, type kern_return_t,
 } from './shared/constants.js';

@@ -12,12 +12,12 @@ import {
 } from './shared/constants.js';
 import { taskIpcMach, type PortRight, type TaskIpcMach } from './shared/ipc-facade.js';
 import { toBytes } from './shared/task-facade.js';
-import type { MachMsgReceived, MachMsgSend } from './actors/message.js';
 import { KernError } from './shared/errors.js';
 import type { NodeApi, RegionInfo, TaskBasicInfo } from './shared/protocol.js';
 import type { NodeId, SecurityToken, TaskId } from './shared/types.js';
 import type { Kernel } from './kernel.js';
-import { chooseLedgers, type Ledger } from './actors/ledger.js';
+import { chooseLedgers, type Ledger } from './actors/kern/ledger.js';
+import type { MachMsgReceived, MachMsgSend } from './shared/message.js';
 
 type Reply<K extends keyof NodeApi> = Awaited<ReturnType<NodeApi[K]>>;
 type TaskRoutine = { [K in keyof NodeApi]: Parameters<NodeApi[K]>[0] extends TaskId ? K : never }[keyof NodeApi];

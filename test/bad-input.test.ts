@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   Kernel, KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_SUCCESS, krName, type Task,
 } from 'norma-rt';
-import { uncloneableReply } from '../src/actors/task-code.js';
+import { uncloneableReply } from '../src/actors/kern/task-code.js';
 import { bootKernel, fixture, snapshot } from './helpers.js';
 
 const VALUES = fixture('bad-values.mjs');

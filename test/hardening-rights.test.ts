@@ -16,9 +16,9 @@ import {
   MACH_RCV_TIMEOUT, MACH_RCV_TOO_LARGE, MACH_SEND_INVALID_DEST, MACH_SEND_INVALID_HEADER, MACH_SEND_MSG,
   MACH_NOTIFY_SEND_ONCE, MACH_SEND_INVALID_RIGHT, krName, type Kernel, type Task,
 } from 'norma-rt';
-import { NodeIpc, type IpcHost } from '../src/actors/ipc-node.js';
-import { TaskIpc, type OolMemory } from '../src/actors/ipc-task.js';
-import { PortTable } from '../src/actors/port-table.js';
+import { NodeIpc, type IpcHost } from '../src/actors/ipc/ipc-node.js';
+import { TaskIpc, type OolMemory } from '../src/actors/ipc/ipc-task.js';
+import { PortTable } from '../src/actors/ipc/port-table.js';
 import type { NodeId, TaskId } from '../src/shared/types.js';
 import { bootKernel, fixture } from './helpers.js';
 

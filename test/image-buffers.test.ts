@@ -4,10 +4,10 @@
  * node kernels in one realm, wired to each other, so every step is deterministic.
  */
 import { describe, expect, it } from 'vitest';
-import { Ledger } from '../src/actors/ledger.js';
-import { ObjectReferences } from '../src/actors/memory-object.js';
-import { NodeKernel, type NodeLinks } from '../src/actors/node-kernel.js';
-import { PortTable } from '../src/actors/port-table.js';
+import { Ledger } from '../src/actors/kern/ledger.js';
+import { ObjectReferences } from '../src/actors/vm/memory-object.js';
+import { NodeKernel, type NodeLinks } from '../src/actors/kern/node-kernel.js';
+import { PortTable } from '../src/actors/ipc/port-table.js';
 import { REF_TABLE_BYTES, type TaskImage, type TaskLedgers } from '../src/shared/protocol.js';
 import type { NodeId, TaskId } from '../src/shared/types.js';
 

@@ -5,9 +5,10 @@ import {
   MACH_PORT_NULL, MACH_PORT_TYPE_DEAD_NAME, MACH_PORT_TYPE_RECEIVE, MACH_PORT_TYPE_SEND,
   MACH_PORT_TYPE_SEND_ONCE, MACH_PORT_UREFS_MAX,
 } from '../src/shared/constants.js';
-import { sanitizePortName, type PortId, type PortName, type PortOps } from '../src/actors/ipc-types.js';
-import { MACH_PORT_TYPE_SEND_RECEIVE, NameSpace, newEntry } from '../src/actors/name-space.js';
-import { PortRights } from '../src/actors/right.js';
+import { sanitizePortName, type PortOps } from '../src/actors/ipc/ipc-types.js';
+import { MACH_PORT_TYPE_SEND_RECEIVE, NameSpace, newEntry } from '../src/actors/ipc/name-space.js';
+import { PortRights } from '../src/actors/ipc/right.js';
+import type { PortId, PortName } from '../src/shared/types.js';
 
 const P1 = 1 as PortId;
 const P2 = 2 as PortId;

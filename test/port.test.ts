@@ -5,7 +5,7 @@ import {
   MACH_RCV_TIMED_OUT, MACH_SEND_INVALID_DEST,
 } from '../src/shared/constants.js';
 import { krName } from '../src/shared/errors.js';
-import { Port, PortSet, systemClock, type Clock } from '../src/actors/port.js';
+import { Port, PortSet, systemClock, type Clock } from '../src/actors/ipc/port.js';
 
 /** A clock that moves only when told to (xstate's SimulatedClock). */
 class SimulatedClock implements Clock {

@@ -10,15 +10,12 @@ import {
   KERN_NODE_DOWN, KERN_RESOURCE_SHORTAGE, KERN_SUCCESS, MACH_PORT_RIGHT_PORT_SET, MACH_PORT_RIGHT_RECEIVE,
   VM_INHERIT_COPY, krName,
 } from 'norma-rt';
-import { Ledger } from '../src/actors/ledger.js';
-import { ObjectReferences } from '../src/actors/memory-object.js';
-import { NodeKernel, type NodeLinks } from '../src/actors/node-kernel.js';
-import { PORT_SLOTS, PortKind, PortTable } from '../src/actors/port-table.js';
-import type { PortId } from '../src/actors/ipc-types.js';
-import {
-  REF_TABLE_BYTES, TaskImageWriter, type MemoryObjectName, type NodeToNode, type TaskLedgers,
-} from '../src/shared/protocol.js';
-import type { NodeId, TaskId } from '../src/shared/types.js';
+import { Ledger } from '../src/actors/kern/ledger.js';
+import { ObjectReferences } from '../src/actors/vm/memory-object.js';
+import { NodeKernel, type NodeLinks } from '../src/actors/kern/node-kernel.js';
+import { PORT_SLOTS, PortKind, PortTable } from '../src/actors/ipc/port-table.js';
+import { REF_TABLE_BYTES, TaskImageWriter, type NodeToNode, type TaskLedgers } from '../src/shared/protocol.js';
+import type { NodeId, TaskId, PortId, MemoryObjectName } from '../src/shared/types.js';
 import { bootKernel, fixture, snapshot } from './helpers.js';
 
 const node0 = 0 as NodeId;

@@ -11,9 +11,11 @@ import {
   MACH_PORT_TYPE_SEND, MACH_PORT_TYPE_SEND_ONCE, MACH_PORT_UREFS_MAX,
 } from '../src/shared/constants.js';
 import { krName } from '../src/shared/errors.js';
-import type { PortId, PortName, PortOps, RightInTransit, SpaceNotification } from '../src/actors/ipc-types.js';
-import { NameSpace } from '../src/actors/name-space.js';
-import { destroyRightInTransit, PortRights } from '../src/actors/right.js';
+import type { PortOps, SpaceNotification } from '../src/actors/ipc/ipc-types.js';
+import { NameSpace } from '../src/actors/ipc/name-space.js';
+import { destroyRightInTransit, PortRights } from '../src/actors/ipc/right.js';
+import type { RightInTransit } from '../src/shared/message.js';
+import type { PortId, PortName } from '../src/shared/types.js';
 
 type Call = [string, ...number[]];
 

@@ -5,9 +5,9 @@
  */
 import { assert, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { MemoryObject } from '../src/actors/memory-object.js';
-import { VmMap, type ObjectFactory } from '../src/actors/vm-map.js';
-import { VmMapStore, type VmMapEntry } from '../src/actors/vm-map-store.js';
+import { MemoryObject } from '../src/actors/vm/memory-object.js';
+import { VmMap, type ObjectFactory } from '../src/actors/vm/vm-map.js';
+import { VmMapStore, type VmMapEntry } from '../src/actors/vm/vm-map-store.js';
 import {
   KERN_INVALID_ADDRESS, KERN_INVALID_ARGUMENT, KERN_NO_SPACE, KERN_PROTECTION_FAILURE,
   KERN_RESOURCE_SHORTAGE, KERN_SUCCESS, VM_INHERIT_COPY, VM_INHERIT_DONATE_COPY, VM_INHERIT_NONE,

@@ -3,11 +3,10 @@
  * (names are in its space). One definition serves both places a task's code runs: the host's
  * `kernel.mach` (which adds the task as first argument) and a node's TaskContext.
  */
-import type { RightInTransit } from '../actors/ipc-types.js';
-import type { MachMsgReceived, MachMsgSend } from '../actors/message.js';
 import { KERN_INVALID_ARGUMENT, KERN_INVALID_CAPABILITY, KERN_SUCCESS } from './constants.js';
 import type { NodeApi } from './protocol.js';
 import type { TaskId } from './types.js';
+import type { MachMsgReceived, MachMsgSend, RightInTransit } from './message.js';
 
 type RestParameters<F> = F extends (first: TaskId, ...rest: infer R) => unknown ? R : never;
 type Reply<K extends keyof NodeApi> = Awaited<ReturnType<NodeApi[K]>>;

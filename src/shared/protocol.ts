@@ -5,9 +5,8 @@
  * `{ kr, ... }` record and never rejects for a Mach error. Memory and ledgers cross the wire as
  * SharedArrayBuffers, which structured clone shares, never copies.
  */
-import type { NodeId, SecurityToken, TaskId } from './types.js';
-import type { PortId, RightInTransit } from '../actors/ipc-types.js';
-import type { KMsg, MachMsgReceived, MachMsgSend } from '../actors/message.js';
+import type { MemoryObjectName, MemoryObjectRef, NodeId, PortId, SecurityToken, TaskId } from './types.js';
+import type { KMsg, MachMsgReceived, MachMsgSend, RightInTransit } from './message.js';
 
 
 /** First message on a node's parentPort (before comlink takes over): who it is and its tables. */
@@ -181,23 +180,9 @@ export const REF_TABLE_BYTES = REF_TABLE_SLOTS * REF_WORDS * Int32Array.BYTES_PE
 export const HOLDING_SLOTS = 1 << 19;
 export const HOLDING_BYTES = (1 + 2 * HOLDING_SLOTS) * Int32Array.BYTES_PER_ELEMENT;
 
-/** A memory object on the wire: its home pager, its slot and generation there, and the memory itself. */
-export interface MemoryObjectRef {
-  readonly home: NodeId;
-  readonly slot: number;
-  readonly generation: number;
-  readonly sab: SharedArrayBuffer;
-}
-
 /** A memory object in a task image: its buffer is absent when the receiving node holds it already. */
 export interface ImageObject extends Omit<MemoryObjectRef, 'sab'> {
   readonly sab: SharedArrayBuffer | null;
-}
-
-/** The part of a memory object a home pager needs to free it. */
-export interface MemoryObjectName {
-  readonly home: NodeId;
-  readonly slot: number;
 }
 
 /**

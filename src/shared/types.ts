@@ -30,3 +30,23 @@ export function isSecurityToken(value: unknown): value is SecurityToken {
 export function isVmQuantity(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
+
+/** A task-local port name (`mach_port_name_t`): `(index << 8) | generation`, 32 bits unsigned. */
+export type PortName = number & { readonly __brand: 'PortName' };
+
+/** A port's (or port set's) global identity, issued by `PortOps.createPort`/`createPortSet`. */
+export type PortId = number & { readonly __brand: 'PortId' };
+
+/** A memory object on the wire: its home pager, its slot and generation there, and the memory itself. */
+export interface MemoryObjectRef {
+  readonly home: NodeId;
+  readonly slot: number;
+  readonly generation: number;
+  readonly sab: SharedArrayBuffer;
+}
+
+/** The part of a memory object a home pager needs to free it. */
+export interface MemoryObjectName {
+  readonly home: NodeId;
+  readonly slot: number;
+}

@@ -3,18 +3,15 @@
  * then serves NodeCalls one message at a time. Imports shared/ and actors/ only, never host code.
  */
 import { parentPort } from 'node:worker_threads';
-import { NodeKernel } from '../actors/node-kernel.js';
+import { NodeKernel } from '../actors/kern/node-kernel.js';
 import type { MessagePort } from 'node:worker_threads';
 import { KERN_FAILURE, KERN_NODE_DOWN } from '../shared/constants.js';
 import { decodeKmsg } from '../shared/kmsg-wire.js';
-import { fromWire, toWire } from '../actors/message.js';
-import { thrownError, uncloneableReply } from '../actors/task-code.js';
+import { fromWire, toWire } from '../actors/ipc/message.js';
+import { thrownError, uncloneableReply } from '../actors/kern/task-code.js';
 import { Doorbell, RingReader, RingWriter, serve as serveRings } from './channel.js';
-import {
-  serializeError, type ForkReply, type HostToNode, type MemoryObjectName, type NodeApi, type NodeCall,
-  type NodeFault, type NodeReturn, type NodeStartup, type NodeToHost, type NodeToNode, type TaskImage,
-} from '../shared/protocol.js';
-import type { NodeId, TaskId } from '../shared/types.js';
+import { serializeError, type ForkReply, type HostToNode, type NodeApi, type NodeCall, type NodeFault, type NodeReturn, type NodeStartup, type NodeToHost, type NodeToNode, type TaskImage } from '../shared/protocol.js';
+import type { NodeId, TaskId, MemoryObjectName } from '../shared/types.js';
 
 if (parentPort === null) throw new Error('norma: node-main must run in a worker thread');
 const port = parentPort;

@@ -3,12 +3,8 @@
  * the pager of the node that allocated it, plus a reference count that lives in that pager's
  * shared reference table, so any node maps or unmaps it with a single Atomics operation.
  */
-import {
-  HOLDING_BYTES, HOLDING_SLOTS, REF_COUNT, REF_GENERATION, REF_MAPS, REF_RESIDENT, REF_TABLE_SLOTS, REF_WORDS,
-  RESIDENT_NODES,
-  type MemoryObjectName, type MemoryObjectRef,
-} from '../shared/protocol.js';
-import type { NodeId } from '../shared/types.js';
+import { HOLDING_BYTES, HOLDING_SLOTS, REF_COUNT, REF_GENERATION, REF_MAPS, REF_RESIDENT, REF_TABLE_SLOTS, REF_WORDS, RESIDENT_NODES } from '../../shared/protocol.js';
+import type { NodeId, MemoryObjectName, MemoryObjectRef } from '../../shared/types.js';
 
 export class MemoryObject {
   readonly home: NodeId;

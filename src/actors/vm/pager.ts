@@ -2,8 +2,8 @@
  * The pager interface (Mach's memory_object / memory_object_default protocol, reduced to what a
  * SharedArrayBuffer-backed object needs): one file per pager implements it.
  */
-import type { PagerInfo } from '../shared/protocol.js';
-import type { Ledger } from './ledger.js';
+import type { PagerInfo } from '../../shared/protocol.js';
+import type { Ledger } from '../kern/ledger.js';
 import type { MemoryObject } from './memory-object.js';
 
 export interface Pager {

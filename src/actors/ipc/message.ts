@@ -1,94 +1,16 @@
 /**
- * Messages (Mach `mach_msg_header_t` and `ipc_kmsg`): the form a task writes and reads, with
- * names in its own space, and the kernel's form in between, with rights in transit. A kernel
- * message crosses nodes as it is (structured clone) or through the ring (kmsg-wire.ts).
+ * The kernel's helpers for messages (shapes in shared/message.ts): a message's size for
+ * rcv_size, what each disposition needs and leaves, and the ring form of a kernel message. A
+ * kernel message crosses nodes as it is (structured clone) or through the ring (kmsg-wire.ts).
  */
 import {
   MACH_MSG_TYPE_COPY_SEND, MACH_MSG_TYPE_MAKE_SEND, MACH_MSG_TYPE_MAKE_SEND_ONCE,
   MACH_MSG_TYPE_MOVE_RECEIVE, MACH_MSG_TYPE_MOVE_SEND, MACH_MSG_TYPE_MOVE_SEND_ONCE,
   MACH_MSG_TYPE_PORT_RECEIVE, MACH_MSG_TYPE_PORT_SEND, MACH_MSG_TYPE_PORT_SEND_ONCE,
-} from '../shared/constants.js';
-import type { WireKmsg, WireRight } from '../shared/kmsg-wire.js';
-import type { MemoryObjectRef } from '../shared/protocol.js';
-import type { PortId, RightInTransit } from './ipc-types.js';
-
-/** A port right a message carries, by the disposition the sender applies to its name. */
-export interface PortDescriptor {
-  readonly name: number;
-  readonly disposition: number;
-}
-
-/** Out-of-line memory: `size` bytes at `address` of the sender, shared or copied. */
-export interface OolDescriptor {
-  readonly address: number;
-  readonly size: number;
-  /** Map the sender's memory itself into the receiver (default: a private copy). */
-  readonly share?: boolean;
-  /** Deallocate the range from the sender once it is in the message. */
-  readonly deallocate?: boolean;
-}
-
-/** A message as a task sends it (mach_msg with MACH_SEND_MSG). Names are in the sender's space. */
-export interface MachMsgSend {
-  /** msgh_remote_port: the destination. */
-  readonly remotePort: number;
-  readonly remoteDisposition: number;
-  /** msgh_local_port: the reply right, or 0. */
-  readonly localPort?: number;
-  readonly localDisposition?: number;
-  /** msgh_id. */
-  readonly id?: number;
-  /** Inline data. */
-  readonly body?: Uint8Array;
-  readonly ports?: readonly PortDescriptor[];
-  readonly ool?: readonly OolDescriptor[];
-}
-
-/** A port right as received: its name in the receiver's space and its type. */
-export interface ReceivedPort {
-  readonly name: number;
-  readonly type: number;
-}
-
-/** A message as a task receives it. Names are in the receiver's space. */
-export interface MachMsgReceived {
-  /** The reply right's name (MACH_PORT_NULL for none) and type. */
-  readonly remotePort: number;
-  readonly remoteType: number;
-  /** The name of the receive right (or port set member) the message came through. */
-  readonly localPort: number;
-  readonly id: number;
-  readonly seqno: number;
-  readonly body: Uint8Array;
-  readonly ports: readonly ReceivedPort[];
-  readonly ool: readonly { readonly address: number; readonly size: number }[];
-}
-
-/** Out-of-line memory in flight: a reference on `object`, adopted by the receiver's map. */
-export interface OolRegion {
-  readonly object: MemoryObjectRef;
-  readonly offset: number;
-  readonly size: number;
-}
-
-/** The kernel's message (ipc_kmsg). Every right in it is owned by the message. */
-export interface KMsg {
-  readonly dest: PortId;
-  /** Sent through a send-once right: ignores the queue limit, unordered. */
-  readonly sendOnce: boolean;
-  readonly reply: RightInTransit | null;
-  readonly id: number;
-  readonly body: Uint8Array;
-  readonly rights: readonly RightInTransit[];
-  readonly ool: readonly OolRegion[];
-  /**
-   * The sending task's kernel port (0 for the kernel), and the task's sequence number for
-   * `dest`, from 1. A port, not a TaskId, so the receiving node can tell from the port table
-   * whether the sender is still alive (ipc-node.ts prunes its order state by that).
-   */
-  readonly sender: PortId | 0;
-  readonly seq: number;
-}
+} from '../../shared/constants.js';
+import type { WireKmsg, WireRight } from '../../shared/kmsg-wire.js';
+import type { KMsg, RightInTransit } from '../../shared/message.js';
+import type { PortId, MemoryObjectRef } from '../../shared/types.js';
 
 /** Bytes of mach_msg_header_t (ILP32: bits, size, remote, local, seqno or voucher, id). */
 export const MACH_MSG_HEADER_SIZE = 24;

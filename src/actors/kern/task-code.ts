@@ -4,9 +4,9 @@
  * no module, export, return value or thrown value can take the node down.
  */
 import { workerData } from 'node:worker_threads';
-import { KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_SUCCESS } from '../shared/constants.js';
-import { NodeActivity } from '../shared/node-activity.js';
-import type { SerializedError } from '../shared/protocol.js';
+import { KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_SUCCESS } from '../../shared/constants.js';
+import { NodeActivity } from '../../shared/node-activity.js';
+import type { SerializedError } from '../../shared/protocol.js';
 
 export type TaskEntry = (...args: unknown[]) => unknown;
 export type CodeReply = { kr: number; value?: unknown; error?: SerializedError };

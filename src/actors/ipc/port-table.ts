@@ -46,10 +46,9 @@
  */
 import {
   MACH_PORT_QLIMIT_DEFAULT, MACH_PORT_QLIMIT_MAX,
-} from '../shared/constants.js';
-import type { NodeId, TaskId } from '../shared/types.js';
-import { makeTaskId } from '../shared/types.js';
-import type { PortId } from './ipc-types.js';
+} from '../../shared/constants.js';
+import type { NodeId, TaskId, PortId } from '../../shared/types.js';
+import { makeTaskId } from '../../shared/types.js';
 
 export const PORT_SLOTS = 1 << 18;
 const SLOT_BITS = 18n;

@@ -3,13 +3,13 @@
  * count, and a lifecycle. A task has no threads; code run in it (Node.taskExecute) waits while
  * the task is suspended, as a thread of a suspended task would.
  */
-import { KERN_FAILURE, KERN_SUCCESS } from '../shared/constants.js';
-import type { TaskLedgers, TaskBasicInfo } from '../shared/protocol.js';
-import type { NodeId, SecurityToken, TaskId } from '../shared/types.js';
+import { KERN_FAILURE, KERN_SUCCESS } from '../../shared/constants.js';
+import type { TaskLedgers, TaskBasicInfo } from '../../shared/protocol.js';
+import type { NodeId, SecurityToken, TaskId } from '../../shared/types.js';
 import { Ledger } from './ledger.js';
-import type { MemoryObject } from './memory-object.js';
-import type { TaskIpc } from './ipc-task.js';
-import type { VmMap } from './vm-map.js';
+import type { MemoryObject } from '../vm/memory-object.js';
+import type { TaskIpc } from '../ipc/ipc-task.js';
+import type { VmMap } from '../vm/vm-map.js';
 
 export type TaskState = 'active' | 'terminated';
 

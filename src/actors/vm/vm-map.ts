@@ -8,8 +8,8 @@ import {
   KERN_INVALID_ADDRESS, KERN_INVALID_ARGUMENT, KERN_NO_SPACE, KERN_PROTECTION_FAILURE,
   KERN_SUCCESS, VM_INHERIT_DEFAULT, VM_INHERIT_LAST_VALID, VM_PROT_ALL, VM_PROT_DEFAULT,
   VM_PROT_READ, VM_PROT_WRITE,
-} from '../shared/constants.js';
-import { isVmQuantity } from '../shared/types.js';
+} from '../../shared/constants.js';
+import { isVmQuantity } from '../../shared/types.js';
 import type { MemoryObject } from './memory-object.js';
 import { VmMapStore, type VmMapEntry } from './vm-map-store.js';
 

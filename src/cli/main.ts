@@ -5,12 +5,12 @@
  */
 import { parseArgs } from 'node:util';
 import { availableParallelism } from 'node:os';
-import { Kernel } from './kernel.js';
-import { inheritanceName, type Task } from './task.js';
+import { Kernel } from '../kernel.js';
+import { inheritanceName, type Task } from '../task.js';
 import {
   VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE,
-} from './shared/constants.js';
-import type { RegionInfo } from './shared/protocol.js';
+} from '../shared/constants.js';
+import type { RegionInfo } from '../shared/protocol.js';
 
 const USAGE = `usage: norma <command> [options]
 

@@ -8,45 +8,23 @@ import {
   KERN_NODE_DOWN, MACH_MSG_SUCCESS, MACH_RCV_MSG, MACH_RCV_TIMEOUT, MACH_SEND_INVALID_DEST,
   MACH_SEND_INVALID_HEADER, MACH_SEND_MSG,
   MACH_SEND_TIMEOUT, MACH_PORT_TYPE_RECEIVE, TASK_HOST_PORT, VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE,
-} from '../shared/constants.js';
-import { KernError } from '../shared/errors.js';
-import {
-  imageEntries, imageObjects, TaskImageWriter, type ForkMode, type ForkReply,
-  type KrReply, type MemoryObjectName, type NodeApi, type NodeStartup, type PagerInfo,
-  type RegionInfo, type ReleasingReply, type TaskBasicInfo, type TaskImage,
-  type TaskLedgers, type ViewReply, type InheritedPorts, type IpcTraffic, type NodeToNode,
-  type ImageObject, REF_TABLE_SLOTS,
-} from '../shared/protocol.js';
-import {
-  isSecurityToken, makeTaskId, taskIdNode, type NodeId, type SecurityToken, type TaskId,
-} from '../shared/types.js';
-import { DefaultPager } from './default-pager.js';
-import { NodeIpc } from './ipc-node.js';
-import { releaseInherited, TaskIpc, type OolMemory } from './ipc-task.js';
-import { PortKind, PortTable } from './port-table.js';
-import type { PortId, RightInTransit } from './ipc-types.js';
-import type { MachMsgReceived, MachMsgSend } from './message.js';
-import { taskIpcMach, type TaskCall, type TaskIpcMach } from '../shared/ipc-facade.js';
-import { taskMach, type CallOnTask, type TaskMach } from '../shared/task-facade.js';
+} from '../../shared/constants.js';
+import type { TaskContext } from '../../shared/context.js';
+import { KernError } from '../../shared/errors.js';
+import { imageEntries, imageObjects, TaskImageWriter, type ForkMode, type ForkReply, type KrReply, type NodeApi, type NodeStartup, type PagerInfo, type RegionInfo, type ReleasingReply, type TaskBasicInfo, type TaskImage, type TaskLedgers, type ViewReply, type InheritedPorts, type IpcTraffic, type NodeToNode, type ImageObject, REF_TABLE_SLOTS } from '../../shared/protocol.js';
+import { isSecurityToken, makeTaskId, taskIdNode, type NodeId, type SecurityToken, type TaskId, type PortId, type MemoryObjectName } from '../../shared/types.js';
+import { DefaultPager } from '../vm/default-pager.js';
+import { NodeIpc } from '../ipc/ipc-node.js';
+import { releaseInherited, TaskIpc, type OolMemory } from '../ipc/ipc-task.js';
+import { PortKind, PortTable } from '../ipc/port-table.js';
+import { taskIpcMach, type TaskCall, type TaskIpcMach } from '../../shared/ipc-facade.js';
+import { taskMach, type CallOnTask, type TaskMach } from '../../shared/task-facade.js';
 import { isLedgerRef, Ledger } from './ledger.js';
-import { MapHoldings, MemoryObject, ObjectReferences } from './memory-object.js';
+import { MapHoldings, MemoryObject, ObjectReferences } from '../vm/memory-object.js';
 import { TaskActor } from './task.js';
-import { VmMap, type VmMapEntry, type VmMapHooks } from './vm-map.js';
+import { VmMap, type VmMapEntry, type VmMapHooks } from '../vm/vm-map.js';
 import { loadExport, resumesTaskCode, runTaskCode, taskCodeRuns, type CodeReply } from './task-code.js';
-
-/** What user code run in a task (taskExecute) receives as its first argument. */
-export interface TaskContext {
-  readonly node: NodeId;
-  readonly task: TaskId;
-  readonly pageSize: number;
-  /** A Uint8Array over the task's memory at [address, address + size); throws KernError. */
-  view(address: number, size: number): Uint8Array;
-  /**
-   * The IPC calls as this task makes them (names in its space), run right here on its node; and
-   * the task and VM calls on any task this one holds a send right to the kernel port of.
-   */
-  readonly mach: TaskIpcMach & TaskMach<number>;
-}
+import type { MachMsgReceived, MachMsgSend, RightInTransit } from '../../shared/message.js';
 
 const FORK_MODES: readonly ForkMode[] = ['create', 'clone', 'teleport'];
 

@@ -2,10 +2,10 @@
  * The default pager of one node (Mach's default_pager): allocates memory objects as
  * SharedArrayBuffers, owns them until their last mapping anywhere is gone, and accounts for them.
  */
-import { KERN_RESOURCE_SHORTAGE, KERN_SUCCESS } from '../shared/constants.js';
-import { REF_TABLE_SLOTS, type PagerInfo } from '../shared/protocol.js';
-import type { NodeId } from '../shared/types.js';
-import type { Ledger } from './ledger.js';
+import { KERN_RESOURCE_SHORTAGE, KERN_SUCCESS } from '../../shared/constants.js';
+import { REF_TABLE_SLOTS, type PagerInfo } from '../../shared/protocol.js';
+import type { NodeId } from '../../shared/types.js';
+import type { Ledger } from '../kern/ledger.js';
 import { MemoryObject, type ObjectReferences } from './memory-object.js';
 import type { Pager } from './pager.js';
 

@@ -14,11 +14,11 @@ import {
   MACH_PORT_RIGHT_RECEIVE, MACH_PORT_RIGHT_SEND, MACH_PORT_RIGHT_SEND_ONCE,
   MACH_PORT_TYPE_DEAD_NAME, MACH_PORT_TYPE_DNREQUEST, MACH_PORT_TYPE_PORT_SET,
   MACH_PORT_TYPE_RECEIVE, MACH_PORT_TYPE_SEND, MACH_PORT_TYPE_SEND_ONCE, MACH_PORT_UREFS_MAX,
-} from '../shared/constants.js';
-import {
-  PORT_NAME_DEAD, PORT_NAME_NULL, type PortId, type PortName, type PortOps, type RightInTransit,
-} from './ipc-types.js';
+} from '../../shared/constants.js';
+import { PORT_NAME_DEAD, PORT_NAME_NULL, type PortOps } from './ipc-types.js';
 import { MACH_PORT_TYPE_SEND_RECEIVE, NameSpace, newEntry, type IpcEntry } from './name-space.js';
+import type { RightInTransit } from '../../shared/message.js';
+import type { PortId, PortName } from '../../shared/types.js';
 
 export interface KrResult { readonly kr: number }
 export interface NameResult extends KrResult { readonly name: PortName }

@@ -2,7 +2,7 @@
  * A workload run inside tasks by `norma stress`: bumps a shared 32-bit counter with Atomics.
  * Loaded by node workers through Task.execute, so it imports nothing from the host.
  */
-import type { TaskContext } from '../actors/node-kernel.js';
+import type { TaskContext } from '../../shared/context.js';
 
 export function bump(context: TaskContext, address: number, times: number): { node: number; elapsedMs: number } {
   const bytes = context.view(address, Int32Array.BYTES_PER_ELEMENT);

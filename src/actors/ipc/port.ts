@@ -8,7 +8,7 @@ import {
   KERN_INVALID_VALUE, KERN_SUCCESS, MACH_MSG_SUCCESS, MACH_PORT_QLIMIT_DEFAULT,
   MACH_PORT_QLIMIT_MAX, MACH_RCV_IN_SET, MACH_RCV_PORT_CHANGED, MACH_RCV_PORT_DIED,
   MACH_RCV_TIMED_OUT, MACH_RCV_TOO_LARGE, MACH_SEND_INVALID_DEST, MACH_SEND_TIMED_OUT,
-} from '../shared/constants.js';
+} from '../../shared/constants.js';
 
 /** The timer source behind send and receive timeouts; tests inject a simulated one. */
 export interface Clock {

@@ -1,17 +1,12 @@
 /**
- * Shared IPC types: port names, port identities, rights in transit, and the `PortOps` interface
- * through which a name space reaches its ports (Mach `ipc_object`/`ipc_port` references, as seen
- * from `ipc_right`). Types, plus the two reserved names and the name sanitizer.
+ * The `PortOps` interface through which a name space reaches its ports (Mach `ipc_object` /
+ * `ipc_port` references, as seen from `ipc_right`), plus the two reserved names and the name
+ * sanitizer. Names, port ids and rights in transit are shapes both sides use (shared/).
  */
 import {
   MACH_NOTIFY_DEAD_NAME, MACH_NOTIFY_PORT_DELETED, MACH_PORT_DEAD, MACH_PORT_NULL,
-} from '../shared/constants.js';
-
-/** A task-local port name (`mach_port_name_t`): `(index << 8) | generation`, 32 bits unsigned. */
-export type PortName = number & { readonly __brand: 'PortName' };
-
-/** A port's (or port set's) global identity, issued by `PortOps.createPort`/`createPortSet`. */
-export type PortId = number & { readonly __brand: 'PortId' };
+} from '../../shared/constants.js';
+import type { PortId, PortName } from '../../shared/types.js';
 
 export const PORT_NAME_NULL = MACH_PORT_NULL as PortName;
 export const PORT_NAME_DEAD = MACH_PORT_DEAD as PortName;
@@ -26,18 +21,6 @@ export function sanitizePortName(value: unknown): PortName | undefined {
     ? value as PortName
     : undefined;
 }
-
-/** What a right in transit is. A dead right carries no port: it arrives as MACH_PORT_DEAD. */
-export type RightKind = 'receive' | 'send' | 'send-once' | 'dead';
-
-/**
- * A right that has left a name space (copied in from a message disposition) and not yet been
- * copied out into another one. Whoever holds the value owns the right: it must either be copied
- * out or handed to `destroyRightInTransit`, or the port's right counts go wrong.
- */
-export type RightInTransit =
-  | { readonly kind: 'receive' | 'send' | 'send-once'; readonly portId: PortId }
-  | { readonly kind: 'dead' };
 
 /** The notifications a name space itself sends to a registered send-once right. */
 export type SpaceNotification = typeof MACH_NOTIFY_PORT_DELETED | typeof MACH_NOTIFY_DEAD_NAME;

@@ -8,14 +8,14 @@ import { ok as assert } from 'node:assert/strict';
 import {
   MACH_NOTIFY_NO_SENDERS, MACH_NOTIFY_PORT_DESTROYED, MACH_NOTIFY_SEND_ONCE, MACH_RCV_PORT_CHANGED,
   MACH_RCV_PORT_DIED,
-} from '../shared/constants.js';
-import type { IpcTraffic, MemoryObjectRef, NoSendersRequest, PortState } from '../shared/protocol.js';
-import type { NodeId, TaskId } from '../shared/types.js';
-import type { PortId, PortName, PortOps, RightInTransit, SpaceNotification } from './ipc-types.js';
-import type { KMsg, OolRegion } from './message.js';
+} from '../../shared/constants.js';
+import type { IpcTraffic, NoSendersRequest, PortState } from '../../shared/protocol.js';
+import type { NodeId, TaskId, PortId, PortName, MemoryObjectRef } from '../../shared/types.js';
+import type { PortOps, SpaceNotification } from './ipc-types.js';
 import { Port, PortSet } from './port.js';
 import { PortKind, type PortTable } from './port-table.js';
 import { destroyRightInTransit } from './right.js';
+import type { KMsg, OolRegion, RightInTransit } from '../../shared/message.js';
 
 /** What the node kernel lends the IPC layer: the way out, and memory for out-of-line regions. */
 export interface IpcHost {

@@ -18,21 +18,17 @@ import {
   MACH_SEND_INVALID_MEMORY, MACH_SEND_INVALID_REPLY, MACH_SEND_INVALID_RIGHT,
   MACH_SEND_INVALID_TYPE, MACH_SEND_TIMED_OUT, TASK_BOOTSTRAP_PORT, TASK_EXCEPTION_PORT,
   TASK_HOST_PORT, TASK_KERNEL_PORT, TASK_PORT_REGISTER_MAX, TASK_SAMPLE_PORT,
-} from '../shared/constants.js';
-import type { InheritedPorts } from '../shared/protocol.js';
-import type { TaskId } from '../shared/types.js';
-import {
-  sanitizePortName, type PortId, type PortName, type RightInTransit,
-} from './ipc-types.js';
+} from '../../shared/constants.js';
+import type { InheritedPorts } from '../../shared/protocol.js';
+import type { TaskId, PortId, PortName } from '../../shared/types.js';
+import { sanitizePortName } from './ipc-types.js';
 import { nameBody, type NodeIpc } from './ipc-node.js';
-import {
-  isSendOnceDisposition, messageSize, neededRight, PORT_DISPOSITIONS, receivedType, SEND_DISPOSITIONS,
-  transitKind, type KMsg, type MachMsgReceived, type MachMsgSend, type OolDescriptor, type OolRegion,
-} from './message.js';
+import { isSendOnceDisposition, messageSize, neededRight, PORT_DISPOSITIONS, receivedType, SEND_DISPOSITIONS, transitKind } from './message.js';
 import { PortKind } from './port-table.js';
 import { NameSpace, newEntry, type NameRefusal } from './name-space.js';
 import { systemClock, type ReceiveLimit } from './port.js';
 import { destroyRightInTransit, PortRights } from './right.js';
+import type { KMsg, MachMsgReceived, MachMsgSend, OolDescriptor, OolRegion, RightInTransit } from '../../shared/message.js';
 
 /** The memory side of out-of-line regions, lent by the task's vm map. */
 export interface OolMemory {

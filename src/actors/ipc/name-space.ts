@@ -5,9 +5,10 @@
 import {
   MACH_PORT_TYPE_DEAD_NAME, MACH_PORT_TYPE_PORT_SET, MACH_PORT_TYPE_RECEIVE,
   MACH_PORT_TYPE_SEND, MACH_PORT_TYPE_SEND_ONCE, MACH_PORT_UREFS_MAX,
-} from '../shared/constants.js';
+} from '../../shared/constants.js';
 import { ok as assert } from 'node:assert/strict';
-import { PORT_NAME_NULL, type PortId, type PortName } from './ipc-types.js';
+import { PORT_NAME_NULL } from './ipc-types.js';
+import type { PortId, PortName } from '../../shared/types.js';
 
 /** Send and receive rights for one port share one name; a name holds no other combination. */
 export const MACH_PORT_TYPE_SEND_RECEIVE = MACH_PORT_TYPE_SEND | MACH_PORT_TYPE_RECEIVE;

@@ -3,10 +3,10 @@
  * documents them as unimplemented, norma enforces them). A ledger's words live in a
  * SharedArrayBuffer so tasks on every node charge the same balance with Atomics, lock-free.
  */
-import { TASK_LEDGER_COUNT } from '../shared/constants.js';
+import { TASK_LEDGER_COUNT } from '../../shared/constants.js';
 import {
   LEDGER_BALANCE, LEDGER_LIMIT, LEDGER_WORDS, type LedgerRef, type TaskLedgers,
-} from '../shared/protocol.js';
+} from '../../shared/protocol.js';
 
 const UNLIMITED = (1n << 63n) - 1n;
 
