@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import { Ledger } from './actors/kern/ledger.js';
 import { MapHoldings } from './actors/vm/memory-object.js';
 import { PortTable } from './actors/ipc/port-table.js';
-import { createMach, type Mach } from './mach.js';
+import { createMach, type Mach, type TaskKernel } from './mach.js';
 import {
   DEFAULT_PAGE_SIZE, KERN_INVALID_ARGUMENT, KERN_SUCCESS,
 } from './shared/constants.js';
@@ -35,9 +35,9 @@ type Reply<K extends keyof NodeApi> = Awaited<ReturnType<NodeApi[K]>>;
 
 const BOOTSTRAP_TOKEN: SecurityToken = [0, 0];
 
-export class Kernel {
+export class Kernel implements TaskKernel<Task> {
   readonly pageSize: number;
-  readonly mach: Mach;
+  readonly mach: Mach<Task>;
   readonly #hosts: NodeHost[];
   readonly #rootLedgers: readonly [Ledger, Ledger];
   #bootstrapTask: Task | undefined;
@@ -138,9 +138,9 @@ export class Kernel {
   }
 
   /**
-   * @internal Runs a routine on `node`. A node that is down answers `{ kr: KERN_NODE_DOWN }`;
-   * arguments that cannot cross to a node answer KERN_INVALID_ARGUMENT; memory objects the
-   * routine released for good are handed to their home pagers before this resolves.
+   * Runs a routine on `node` (the routing side task handles use). A node that is down answers
+   * `{ kr: KERN_NODE_DOWN }`; arguments that cannot cross to a node answer KERN_INVALID_ARGUMENT;
+   * memory objects the routine released for good are handed to their home pagers first.
    */
   async request<K extends keyof NodeApi>(node: NodeId, method: K, ...args: Parameters<NodeApi[K]>): Promise<Reply<K>> {
     return this.#request(node, method, args);
@@ -169,7 +169,7 @@ export class Kernel {
   }
 
   /**
-   * @internal The four task-creation calls. The parent's node captures the child's address
+   * The four task-creation calls (TaskRouter.fork). The parent's node captures the child's address
    * space in one step; a child on another node is built there from that image, sent node to
    * node, and that node answers (so a crash of either fails the call). A teleport's parent is
    * terminated only once its child exists, and the answer comes through the parent's node

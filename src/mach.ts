@@ -8,35 +8,40 @@ import {
   KERN_INVALID_ARGUMENT, KERN_SUCCESS, type kern_return_t,
 } from './shared/constants.js';
 import type { ForkMode, TaskLedgers } from './shared/protocol.js';
-import type { Kernel } from './kernel.js';
-import type { Task } from './task.js';
+import type { TaskHandle, TaskRouter } from './router.js';
 import {
   taskMach, type CallOnTask, type TaskInfoOut, type TaskMach, type VmRegionOut,
 } from './shared/task-facade.js';
 import { BARE_KR_CALLS, taskIpcMach, type TaskIpcMach } from './shared/ipc-facade.js';
 
 /** The IPC calls, each with the task whose space the names are in as first argument. */
-export type MachIpc = {
-  [K in keyof TaskIpcMach]: (task: Task, ...args: Parameters<TaskIpcMach[K]>) => ReturnType<TaskIpcMach[K]>;
+export type MachIpc<T extends TaskHandle = TaskHandle> = {
+  [K in keyof TaskIpcMach]: (task: T, ...args: Parameters<TaskIpcMach[K]>) => ReturnType<TaskIpcMach[K]>;
 };
 
 export type { TaskInfoOut, VmRegionOut };
 
-export interface Mach extends MachIpc, TaskMach<Task> {
+/** `kernel.mach`: the calls on tasks of handle type `T` (the kernel's `Task`). */
+export interface Mach<T extends TaskHandle = TaskHandle> extends MachIpc<T>, TaskMach<T> {
   host_page_size(): Promise<{ kr: kern_return_t; page_size: number }>;
-  task_create(parent_task: Task, ledgers: readonly (Ledger | null)[] | null, ledger_count: number,
-    inherit_memory: boolean): Promise<{ kr: kern_return_t; child_task?: Task }>;
-  norma_task_create(parent_task: Task, inherit_memory: boolean, child_node: number): Promise<{ kr: kern_return_t; child_task?: Task }>;
-  norma_task_clone(parent_task: Task, inherit_memory: boolean, child_node: number): Promise<{ kr: kern_return_t; child_task?: Task }>;
-  norma_task_teleport(parent_task: Task, inherit_memory: boolean, child_node: number): Promise<{ kr: kern_return_t; child_task?: Task }>;
+  task_create(parent_task: T, ledgers: readonly (Ledger | null)[] | null, ledger_count: number,
+    inherit_memory: boolean): Promise<{ kr: kern_return_t; child_task?: T }>;
+  norma_task_create(parent_task: T, inherit_memory: boolean, child_node: number): Promise<{ kr: kern_return_t; child_task?: T }>;
+  norma_task_clone(parent_task: T, inherit_memory: boolean, child_node: number): Promise<{ kr: kern_return_t; child_task?: T }>;
+  norma_task_teleport(parent_task: T, inherit_memory: boolean, child_node: number): Promise<{ kr: kern_return_t; child_task?: T }>;
 }
 
-export function createMach(kernel: Kernel): Mach {
+/** What a task handle sees of its kernel: the router, and the facade over the same routines. */
+export interface TaskKernel<T extends TaskHandle> extends TaskRouter<T> {
+  readonly mach: Mach<T>;
+}
+
+export function createMach<T extends TaskHandle>(kernel: TaskRouter<T>): Mach<T> {
   /** A routine on a task's node, or KERN_INVALID_ARGUMENT when `task` is no task of this kernel. */
-  const onTask: CallOnTask<Task> = async (task, method, ...args) => {
+  const onTask: CallOnTask<T> = async (task, method, ...args) => {
     if (!kernel.owns(task)) return { kr: KERN_INVALID_ARGUMENT };
-    const request = task.request as unknown as (routine: typeof method, ...rest: unknown[]) => Promise<{ kr: number }>;
-    return request.call(task, method, ...(args as unknown[])) as never;
+    const request = kernel.request as (node: number, routine: typeof method, ...rest: unknown[]) => Promise<{ kr: number }>;
+    return request.call(kernel, task.node, method, task.id, ...(args as unknown[])) as never;
   };
 
   const fork = async (parent: unknown, mode: ForkMode, inheritMemory: unknown, childNode: unknown,
@@ -54,7 +59,7 @@ export function createMach(kernel: Kernel): Mach {
   }
 
   return {
-    ...(ipc as unknown as MachIpc),
+    ...(ipc as unknown as MachIpc<T>),
     async host_page_size() { return { kr: KERN_SUCCESS, page_size: kernel.pageSize }; },
 
     async task_create(parent_task, ledgers, ledger_count, inherit_memory) {

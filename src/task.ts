@@ -15,7 +15,8 @@ import { toBytes } from './shared/task-facade.js';
 import { KernError } from './shared/errors.js';
 import type { NodeApi, RegionInfo, TaskBasicInfo } from './shared/protocol.js';
 import type { NodeId, SecurityToken, TaskId } from './shared/types.js';
-import type { Kernel } from './kernel.js';
+import type { TaskKernel } from './mach.js';
+import type { TaskHandle } from './router.js';
 import { chooseLedgers, type Ledger } from './actors/kern/ledger.js';
 import type { MachMsgReceived, MachMsgSend } from './shared/message.js';
 
@@ -40,14 +41,14 @@ export interface AllocateOptions {
   readonly anywhere?: boolean;
 }
 
-export class Task {
+export class Task implements TaskHandle {
   readonly id: TaskId;
   readonly node: NodeId;
-  /** The kernel this task belongs to. */
-  readonly kernel: Kernel;
+  /** The kernel this task belongs to (its routing side and its `mach` facade). */
+  readonly kernel: TaskKernel<Task>;
 
   /** @internal */
-  constructor(kernel: Kernel, id: TaskId, node: NodeId) {
+  constructor(kernel: TaskKernel<Task>, id: TaskId, node: NodeId) {
     this.kernel = kernel;
     this.id = id;
     this.node = node;
