@@ -16,9 +16,12 @@ import { atomicsPingPong, postMessageEcho } from './peers.js';
 import { suiteResult, type SuiteResult } from './report.js';
 import type { WireKmsg } from '../dist/shared/kmsg-wire.js';
 
-type Channel = typeof import('../dist/workers/channel.js');
+type Channel = typeof import('../dist/workers/channel.js') & typeof import('../dist/workers/ring.js') &
+  typeof import('../dist/workers/doorbell.js');
 type Wire = typeof import('../dist/shared/kmsg-wire.js');
-const loadChannel = (): Promise<Channel> => import(new URL('../../dist/workers/channel.js', import.meta.url).href) as Promise<Channel>;
+const load = (path: string): Promise<object> => import(new URL(`../../dist/workers/${path}`, import.meta.url).href) as Promise<object>;
+const loadChannel = async (): Promise<Channel> =>
+  Object.assign({}, ...await Promise.all(['channel.js', 'ring.js', 'doorbell.js'].map(load))) as Channel;
 const loadWire = (): Promise<Wire> => import(new URL('../../dist/shared/kmsg-wire.js', import.meta.url).href) as Promise<Wire>;
 
 /** Bytes per ring: what a node pair might be given. A one-way batch overruns it, as a burst would. */

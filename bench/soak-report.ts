@@ -54,7 +54,10 @@ export const LIMITS = {
   heapRatio: 1.5,
   /** ... unless it grew by less than this (JIT code and GC slack on a heap of a few MB). */
   heapSlackMB: 4,
-  /** Last window's migration p50 over the first window's ... */
+  /**
+   * The median of the windows' migration p50 over the last quarter of the run, over the same
+   * median over the first quarter (one window's p50 swings 2-3x on two shared cores) ...
+   */
   migrationRatio: 2,
   /** ... unless it grew by less than this. */
   migrationSlackMs: 2,
@@ -68,6 +71,9 @@ export interface Verdict {
   readonly nodeHeapRatio: readonly number[];
   readonly migrationP50Ratio: number;
   readonly migrationP99Ratio: number;
+  /** Medians of the windows' migration p50 over the first and the last quarter of the run. */
+  readonly earlyP50Ms: number;
+  readonly lateP50Ms: number;
 }
 
 export interface SoakResult {
@@ -136,7 +142,10 @@ export function judge(windows: readonly SoakWindow[], errors: Readonly<Record<st
   const first = windows[0];
   const last = windows.at(-1);
   if (first === undefined || last === undefined || windows.length < 2) {
-    return { flat: false, reasons: ['fewer than two windows'], heapRatio: NaN, nodeHeapRatio: [], migrationP50Ratio: NaN, migrationP99Ratio: NaN };
+    return {
+      flat: false, reasons: ['fewer than two windows'], heapRatio: NaN, nodeHeapRatio: [], migrationP50Ratio: NaN,
+      migrationP99Ratio: NaN, earlyP50Ms: NaN, lateP50Ms: NaN,
+    };
   }
   const heapRatio = first.heapMB.map((before, node) => (last.heapMB[node] ?? NaN) / before);
   const before = sum(first.heapMB);
@@ -144,9 +153,12 @@ export function judge(windows: readonly SoakWindow[], errors: Readonly<Record<st
   if (!(after <= before * LIMITS.heapRatio || after - before < LIMITS.heapSlackMB)) {
     reasons.push(`node heap ${mb(before)} -> ${mb(after)}`);
   }
-  const p50 = last.migrationP50Ms / first.migrationP50Ms;
-  if (!(p50 <= LIMITS.migrationRatio || last.migrationP50Ms - first.migrationP50Ms < LIMITS.migrationSlackMs)) {
-    reasons.push(`migration p50 ${ms(first.migrationP50Ms)} -> ${ms(last.migrationP50Ms)}`);
+  const quarter = Math.max(1, Math.floor(windows.length / 4));
+  const earlyP50Ms = median(windows.slice(0, quarter).map((w) => w.migrationP50Ms));
+  const lateP50Ms = median(windows.slice(-quarter).map((w) => w.migrationP50Ms));
+  const p50 = lateP50Ms / earlyP50Ms;
+  if (!(p50 <= LIMITS.migrationRatio || lateP50Ms - earlyP50Ms < LIMITS.migrationSlackMs)) {
+    reasons.push(`migration p50 (median of a quarter's windows) ${ms(earlyP50Ms)} -> ${ms(lateP50Ms)}`);
   }
   const failures = Object.values(errors).reduce((a, b) => a + b, 0);
   if (failures > 0) reasons.push(`${failures} error(s)`);
@@ -155,7 +167,7 @@ export function judge(windows: readonly SoakWindow[], errors: Readonly<Record<st
   if (last.migrations === 0) reasons.push('no migration in the last window');
   return {
     flat: reasons.length === 0, reasons, heapRatio: after / before, nodeHeapRatio: heapRatio, migrationP50Ratio: p50,
-    migrationP99Ratio: last.migrationP99Ms / first.migrationP99Ms,
+    migrationP99Ratio: last.migrationP99Ms / first.migrationP99Ms, earlyP50Ms, lateP50Ms,
   };
 }
 
@@ -173,7 +185,9 @@ export function renderVerdict(result: SoakResult): string {
       `node ${node} ${mb(before)} -> ${mb(last.heapBeforeGcMB[node] ?? NaN)}`).join(', ') +
       `; largest in the run ${mb(Math.max(...windows.flatMap((w) => w.heapBeforeGcMB)))}`);
     out.push(`  host heap: ${mb(first.hostHeapMB)} -> ${mb(last.hostHeapMB)}; process RSS ${mb(first.rssMB)} -> ${mb(last.rssMB)}`);
-    out.push(`  migration p50: ${ms(first.migrationP50Ms)} -> ${ms(last.migrationP50Ms)} (${ratio(verdict.migrationP50Ratio)}); ` +
+    out.push(`  migration p50, median over the first and last quarter of windows: ${ms(verdict.earlyP50Ms)} -> ` +
+      `${ms(verdict.lateP50Ms)} (${ratio(verdict.migrationP50Ratio)}); first and last window ` +
+      `${ms(first.migrationP50Ms)} -> ${ms(last.migrationP50Ms)}; ` +
       `p99: ${ms(first.migrationP99Ms)} -> ${ms(last.migrationP99Ms)} (${ratio(verdict.migrationP99Ratio)})`);
   }
   out.push(`  totals: ${totals.tasks} sender tasks, ${totals.messages} messages sent, ${totals.drained} drained, ` +
@@ -323,4 +337,10 @@ export function renderSoakSvg(result: SoakResult): string {
     '</svg>',
     '',
   ].join('\n');
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }

@@ -4,17 +4,18 @@
  */
 import { availableParallelism } from 'node:os';
 import { Ledger } from './actors/kern/ledger.js';
-import { MapHoldings } from './actors/vm/memory-object.js';
+import { MapHoldings, REF_TABLE_BYTES } from './actors/vm/memory-object.js';
 import { PortTable } from './actors/ipc/port-table.js';
 import { createMach, type Mach, type TaskKernel } from './mach.js';
 import {
   DEFAULT_PAGE_SIZE, KERN_INVALID_ARGUMENT, KERN_SUCCESS,
 } from './shared/constants.js';
 import { KernError } from './shared/errors.js';
-import { REF_TABLE_BYTES, type ForkMode, type NodeApi, type PagerInfo, type TaskImage, type TaskLedgers } from './shared/protocol.js';
+import type { ForkMode, NodeApi, PagerInfo, Reply, TaskImage, TaskLedgers } from './shared/protocol.js';
 import { MAX_NODES, taskIdNode, type NodeId, type SecurityToken, type MemoryObjectName } from './shared/types.js';
 import { Task } from './task.js';
-import { DEFAULT_BUSY_WARNING_MS, NodeHost, type NodeActivityReport } from './workers/node-host.js';
+import { DEFAULT_BUSY_WARNING_MS, NodeHost } from './workers/node-host.js';
+import type { NodeActivityReport } from './shared/node-activity.js';
 
 export interface BootOptions {
   /** How many nodes (worker threads) to start. Default: os.availableParallelism(). */
@@ -30,8 +31,6 @@ export interface BootOptions {
    */
   readonly busyWarningMs?: number;
 }
-
-type Reply<K extends keyof NodeApi> = Awaited<ReturnType<NodeApi[K]>>;
 
 const BOOTSTRAP_TOKEN: SecurityToken = [0, 0];
 

@@ -5,11 +5,8 @@
  * (router <- mach <- task <- kernel) and form no cycle.
  */
 import type { TaskIpcMach } from './shared/ipc-facade.js';
-import type { ForkMode, NodeApi, TaskLedgers } from './shared/protocol.js';
+import type { ForkMode, NodeApi, Reply, TaskLedgers } from './shared/protocol.js';
 import type { NodeId, TaskId } from './shared/types.js';
-
-/** A routine's reply as the host receives it. */
-export type RoutineReply<K extends keyof NodeApi> = Awaited<ReturnType<NodeApi[K]>>;
 
 /** A task as the facade sees it: where it lives, and its own IPC calls (names in its space). */
 export interface TaskHandle {
@@ -29,7 +26,7 @@ export interface TaskRouter<T extends TaskHandle> {
    * that cannot cross to a node answer KERN_INVALID_ARGUMENT; memory objects the routine
    * released for good are handed to their home pagers before this resolves.
    */
-  request<K extends keyof NodeApi>(node: NodeId, method: K, ...args: Parameters<NodeApi[K]>): Promise<RoutineReply<K>>;
+  request<K extends keyof NodeApi>(node: NodeId, method: K, ...args: Parameters<NodeApi[K]>): Promise<Reply<K>>;
   /** The four task-creation calls (see Kernel.fork). */
   fork(parent: unknown, mode: ForkMode, inheritMemory: unknown, childNode: unknown,
     ledgers: TaskLedgers | null): Promise<{ kr: number; child?: T }>;

@@ -13,16 +13,14 @@ import {
 import { taskIpcMach, type PortRight, type TaskIpcMach } from './shared/ipc-facade.js';
 import { toBytes } from './shared/task-facade.js';
 import { KernError } from './shared/errors.js';
-import type { NodeApi, RegionInfo, TaskBasicInfo } from './shared/protocol.js';
+import type { NodeApi, RegionInfo, Reply, RestParameters, TaskBasicInfo } from './shared/protocol.js';
 import type { NodeId, SecurityToken, TaskId } from './shared/types.js';
 import type { TaskKernel } from './mach.js';
 import type { TaskHandle } from './router.js';
 import { chooseLedgers, type Ledger } from './actors/kern/ledger.js';
 import type { MachMsgReceived, MachMsgSend } from './shared/message.js';
 
-type Reply<K extends keyof NodeApi> = Awaited<ReturnType<NodeApi[K]>>;
 type TaskRoutine = { [K in keyof NodeApi]: Parameters<NodeApi[K]>[0] extends TaskId ? K : never }[keyof NodeApi];
-type RestParameters<F> = F extends (first: never, ...rest: infer R) => unknown ? R : never;
 
 export interface CreateOptions {
   /** Inherit the parent's address space (by each region's inheritance, or shared for clones). Default true. */

@@ -5,9 +5,9 @@
 import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { afterEach, assert, describe, expect, it, vi } from 'vitest';
-import {
-  DOORBELL_CELL_WORDS, Doorbell, RING_HEADER_BYTES, RingReader, RingWriter, createDoorbell, createRing, serve,
-} from '../src/workers/channel.js';
+import { serve } from '../src/workers/channel.js';
+import { DOORBELL_CELL_WORDS, Doorbell, createDoorbell } from '../src/workers/doorbell.js';
+import { RING_HEADER_BYTES, RingReader, RingWriter, createRing } from '../src/workers/ring.js';
 import { decodeKmsg, type WireKmsg } from '../src/shared/kmsg-wire.js';
 import { fixture } from './helpers.js';
 

@@ -16,11 +16,13 @@ import {
   MACH_RCV_TIMEOUT, MACH_RCV_TOO_LARGE, MACH_SEND_INVALID_DEST, MACH_SEND_INVALID_HEADER, MACH_SEND_MSG,
   MACH_NOTIFY_SEND_ONCE, MACH_SEND_INVALID_RIGHT, krName, type Kernel, type Task,
 } from 'norma-rt';
-import { NodeIpc, type IpcHost } from '../src/actors/ipc/ipc-node.js';
-import { TaskIpc, type OolMemory } from '../src/actors/ipc/ipc-task.js';
+import { NodeIpc } from '../src/actors/ipc/ipc-node.js';
+import { TaskIpc } from '../src/actors/ipc/space.js';
 import { PortTable } from '../src/actors/ipc/port-table.js';
 import type { NodeId, TaskId } from '../src/shared/types.js';
 import { bootKernel, fixture } from './helpers.js';
+import type { IpcHost } from '../src/actors/ipc/ipc-types.js';
+import type { OolMemory } from '../src/actors/ipc/mach-msg.js';
 
 const SEND = 0x1001;
 const HARDENING = fixture('hardening-rights.mjs');

@@ -5,10 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Ledger } from '../src/actors/kern/ledger.js';
-import { ObjectReferences } from '../src/actors/vm/memory-object.js';
+import { ObjectReferences, REF_TABLE_BYTES } from '../src/actors/vm/memory-object.js';
 import { NodeKernel, type NodeLinks } from '../src/actors/kern/node-kernel.js';
 import { PortTable } from '../src/actors/ipc/port-table.js';
-import { REF_TABLE_BYTES, type TaskImage, type TaskLedgers } from '../src/shared/protocol.js';
+import { type TaskImage, type TaskLedgers } from '../src/shared/protocol.js';
 import type { NodeId, TaskId } from '../src/shared/types.js';
 
 function twoNodes() {

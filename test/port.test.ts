@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
-  KERN_INVALID_VALUE, KERN_SUCCESS, MACH_MSG_SUCCESS, MACH_PORT_QLIMIT_DEFAULT,
-  MACH_PORT_QLIMIT_MAX, MACH_RCV_IN_SET, MACH_RCV_PORT_DIED,
+  KERN_INVALID_VALUE, KERN_SUCCESS, MACH_MSG_SUCCESS, MACH_RCV_IN_SET, MACH_RCV_PORT_DIED,
   MACH_RCV_TIMED_OUT, MACH_SEND_INVALID_DEST,
 } from '../src/shared/constants.js';
 import { krName } from '../src/shared/errors.js';
-import { Port, PortSet, systemClock, type Clock } from '../src/actors/ipc/port.js';
+import { Port, PortSet } from '../src/actors/ipc/port.js';
+import { Deadline, systemClock, type Clock } from '../src/actors/ipc/clock.js';
 
 /** A clock that moves only when told to (xstate's SimulatedClock). */
 class SimulatedClock implements Clock {
@@ -54,9 +54,9 @@ function watch<T>(promise: Promise<T>): { readonly done: boolean; readonly value
 /** Lets every already-resolved promise run its reactions (one event-loop turn, not a sleep). */
 const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-function setup(qlimit?: number) {
+function setup() {
   const clock = new SimulatedClock();
-  const port = new Port<string>(qlimit === undefined ? { clock } : { clock, qlimit });
+  const port = new Port<string>({ clock });
   return { clock, port };
 }
 
@@ -66,137 +66,33 @@ async function fill(port: Port<string>, count: number, prefix = 'm'): Promise<vo
 
 const code = (kr: number | undefined) => krName(kr ?? -1);
 
-describe('Port send and the queue limit', () => {
-  it('queues up to MACH_PORT_QLIMIT_DEFAULT messages at once', async () => {
+describe('Port send', () => {
+  it('queues every message, in order: the queue limit is the port table\'s (senders reserve places there)', async () => {
     const { port } = setup();
-    await fill(port, MACH_PORT_QLIMIT_DEFAULT);
-    expect(port.msgcount).toBe(5);
-    expect(port.blockedSenders).toBe(0);
-  });
-
-  it('makes the 6th send wait (back-pressure) until a receive frees space, keeping order', async () => {
-    const { port } = setup();
-    await fill(port, 5);
-    const sixth = watch(port.send('m6'));
-    await settle();
-    expect(sixth.done).toBe(false);
-    expect(port.blockedSenders).toBe(1);
-    expect(port.msgcount).toBe(5);
-
-    const first = await port.receive();
-    expect(first).toEqual({ kr: MACH_MSG_SUCCESS, msg: 'm1', seqno: 0 });
-    await settle();
-    expect(sixth.value).toBe(MACH_MSG_SUCCESS);
-    expect(port.msgcount).toBe(5);
-
-    const rest: string[] = [];
-    for (let i = 0; i < 5; i++) rest.push((await port.receive()).msg!);
-    expect(rest).toEqual(['m2', 'm3', 'm4', 'm5', 'm6']);
-  });
-
-  it('admits blocked senders in the order they blocked', async () => {
-    const { port } = setup(1);
-    await fill(port, 1);
-    const waiting = ['a', 'b', 'c'].map((msg) => port.send(msg));
-    const order: string[] = [];
-    for (let i = 0; i < 4; i++) order.push((await port.receive()).msg!);
-    expect(await Promise.all(waiting)).toEqual([MACH_MSG_SUCCESS, MACH_MSG_SUCCESS, MACH_MSG_SUCCESS]);
-    expect(order).toEqual(['m1', 'a', 'b', 'c']);
-  });
-
-  it('returns MACH_SEND_TIMED_OUT when no space comes within timeoutMs, and does not queue', async () => {
-    const { clock, port } = setup(1);
-    await fill(port, 1);
-    const late = watch(port.send('late', { timeoutMs: 50 }));
-    clock.advance(49);
-    await settle();
-    expect(late.done).toBe(false);
-    clock.advance(1);
-    await settle();
-    expect(code(late.value)).toBe('MACH_SEND_TIMED_OUT');
-    expect(port.blockedSenders).toBe(0);
-    expect(port.msgcount).toBe(1);
-    expect((await port.receive()).msg).toBe('m1');
-    expect(code((await port.receive({ timeoutMs: 0 })).kr)).toBe('MACH_RCV_TIMED_OUT');
-  });
-
-  it('polls with timeoutMs 0: MACH_SEND_TIMED_OUT at once on a full queue, with no timer', async () => {
-    const { clock, port } = setup(1);
-    await fill(port, 1);
-    expect(code(await port.send('x', { timeoutMs: 0 }))).toBe('MACH_SEND_TIMED_OUT');
-    expect(clock.pending).toBe(0);
-  });
-
-  it('clears a blocked sender\'s timer once it is admitted', async () => {
-    const { clock, port } = setup(1);
-    await fill(port, 1);
-    const waiting = port.send('w', { timeoutMs: 1000 });
-    expect(clock.pending).toBe(1);
-    await port.receive();
-    expect(await waiting).toBe(MACH_MSG_SUCCESS);
-    expect(clock.pending).toBe(0);
-  });
-
-  it('lets send-once messages past the queue limit', async () => {
-    const { port } = setup(1);
-    await fill(port, 1);
-    expect(await port.send('once', { sendOnce: true })).toBe(MACH_MSG_SUCCESS);
-    expect(port.msgcount).toBe(2);
-  });
-
-  it('makes qlimit 0 a rendezvous: the sender waits until a receiver takes its message', async () => {
-    const { port } = setup(0);
-    const sent = watch(port.send('hand'));
-    await settle();
-    expect(sent.done).toBe(false);
-    expect(await port.receive()).toEqual({ kr: MACH_MSG_SUCCESS, msg: 'hand', seqno: 0 });
-    await settle();
-    expect(sent.value).toBe(MACH_MSG_SUCCESS);
-    const waiting = port.receive();
-    expect(await port.send('direct')).toBe(MACH_MSG_SUCCESS);
-    expect((await waiting).msg).toBe('direct');
+    await fill(port, 8);
+    expect(port.msgcount).toBe(8);
+    const got: string[] = [];
+    for (let i = 0; i < 8; i++) got.push((await port.receive()).msg!);
+    expect(got).toEqual(['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8']);
   });
 
   it('keeps each sender\'s order among interleaved senders', async () => {
-    const { port } = setup(2);
-    const sends: Array<Promise<number>> = [];
+    const { port } = setup();
     for (let i = 0; i < 5; i++) {
-      sends.push(port.send(`a${i}`), port.send(`b${i}`));
+      expect(port.send(`a${i}`)).toBe(MACH_MSG_SUCCESS);
+      expect(port.send(`b${i}`)).toBe(MACH_MSG_SUCCESS);
     }
     const got: string[] = [];
     for (let i = 0; i < 10; i++) got.push((await port.receive()).msg!);
-    await Promise.all(sends);
     expect(got.filter((m) => m.startsWith('a'))).toEqual(['a0', 'a1', 'a2', 'a3', 'a4']);
     expect(got.filter((m) => m.startsWith('b'))).toEqual(['b0', 'b1', 'b2', 'b3', 'b4']);
   });
 
-  it('rejects a bad timeoutMs with RangeError', async () => {
+  it('rejects a bad receive timeoutMs with RangeError', async () => {
     const { port } = setup();
-    await expect(port.send('x', { timeoutMs: -1 })).rejects.toThrow(RangeError);
     await expect(port.receive({ timeoutMs: Number.NaN })).rejects.toThrow(RangeError);
-    expect(port.msgcount).toBe(0);
-  });
-});
-
-describe('Port queue limit (mach_port_set_qlimit)', () => {
-  it('accepts 0..MACH_PORT_QLIMIT_MAX and returns KERN_INVALID_VALUE otherwise, unchanged', () => {
-    const { port } = setup();
-    expect(port.setQlimit(0)).toBe(KERN_SUCCESS);
-    expect(port.setQlimit(MACH_PORT_QLIMIT_MAX)).toBe(KERN_SUCCESS);
-    for (const bad of [MACH_PORT_QLIMIT_MAX + 1, -1, 2.5]) {
-      expect(krName(port.setQlimit(bad))).toBe('KERN_INVALID_VALUE');
-      expect(port.qlimit).toBe(MACH_PORT_QLIMIT_MAX);
-    }
-    expect(() => new Port({ qlimit: 17 })).toThrow(RangeError);
-  });
-
-  it('admits waiting senders at once when the limit is raised', async () => {
-    const { port } = setup(1);
-    await fill(port, 1);
-    const waiting = port.send('w');
-    expect(port.setQlimit(2)).toBe(KERN_SUCCESS);
-    expect(await waiting).toBe(MACH_MSG_SUCCESS);
-    expect(port.msgcount).toBe(2);
+    await expect(port.receive({ timeoutMs: -1 })).rejects.toThrow(RangeError);
+    expect(port.waitingReceivers).toBe(0);
   });
 });
 
@@ -259,19 +155,17 @@ describe('Port receive', () => {
 });
 
 describe('Port death (destroy)', () => {
-  it('fails waiting receivers with MACH_RCV_PORT_DIED and blocked senders with MACH_SEND_INVALID_DEST', async () => {
-    const { clock, port } = setup(1);
+  it('fails waiting receivers with MACH_RCV_PORT_DIED and hands back the queued messages', async () => {
     const other = setup();
     const receiver = other.port.receive({ timeoutMs: 1000 });
     expect(other.port.destroy()).toEqual([]);
     expect(await receiver).toEqual({ kr: MACH_RCV_PORT_DIED });
     expect(other.clock.pending).toBe(0);
 
+    const { port } = setup();
     await fill(port, 1);
-    const blocked = port.send('blocked', { timeoutMs: 1000 });
     expect(port.destroy()).toEqual(['m1']);
-    expect(code(await blocked)).toBe('MACH_SEND_INVALID_DEST');
-    expect(clock.pending).toBe(0);
+    expect(code(port.send('late'))).toBe('MACH_SEND_INVALID_DEST');
     expect(port.state).toBe('dead');
   });
 
@@ -286,18 +180,11 @@ describe('Port death (destroy)', () => {
 });
 
 describe('Port right counts', () => {
-  it('counts make-send and send rights, reporting the last send right released', () => {
+  it('counts make-sends (send rights are counted in the port table)', () => {
     const { port } = setup();
     port.makeSend();
-    port.copySend();
-    expect([port.mscount, port.srights]).toEqual([1, 2]);
-    expect(port.releaseSend()).toBe(false);
-    expect(port.releaseSend()).toBe(true);
-    expect(() => port.releaseSend()).toThrow();
-    port.makeSendOnce();
-    expect(port.sorights).toBe(1);
-    port.releaseSendOnce();
-    expect(port.sorights).toBe(0);
+    port.makeSend();
+    expect(port.mscount).toBe(2);
   });
 
   it('restarts mscount and seqno when the receive right moves, and sets them on request', async () => {
@@ -318,8 +205,8 @@ describe('PortSet', () => {
   function setSetup() {
     const clock = new SimulatedClock();
     const set = new PortSet<string>({ clock });
-    const a = new Port<string>({ clock, qlimit: 16 });
-    const b = new Port<string>({ clock, qlimit: 16 });
+    const a = new Port<string>({ clock });
+    const b = new Port<string>({ clock });
     set.add(a);
     set.add(b);
     return { clock, set, a, b };
@@ -439,6 +326,45 @@ describe('PortSet', () => {
     expect(await set.receive()).toEqual({ kr: MACH_RCV_PORT_DIED });
     await a.send('direct');
     expect((await a.receive()).msg).toBe('direct');
+  });
+});
+
+describe('Deadline (one time limit for every wait of a call)', () => {
+  it('bounds successive waits by one timer on the injected clock, armed at the first wait', async () => {
+    const { clock, port } = setup();
+    const deadline = new Deadline(clock, 100);
+    expect(clock.pending).toBe(0);
+    const first = port.receive({ deadline });
+    expect(clock.pending).toBe(1);
+    clock.advance(60);
+    port.send('in time');
+    expect(await first).toEqual({ kr: MACH_MSG_SUCCESS, msg: 'in time', seqno: 0 });
+    expect(clock.pending).toBe(1);
+    const second = watch(port.receive({ deadline }));
+    clock.advance(39);
+    await settle();
+    expect(second.done).toBe(false);
+    clock.advance(1);
+    await settle();
+    expect(second.value).toEqual({ kr: MACH_RCV_TIMED_OUT });
+    expect(port.waitingReceivers).toBe(0);
+    expect(port.send('kept')).toBe(MACH_MSG_SUCCESS);
+    expect(port.msgcount).toBe(1);
+  });
+
+  it('has passed already for 0, and race answers at once; cancel clears the timer', async () => {
+    const clock = new SimulatedClock();
+    const now = new Deadline(clock, 0);
+    expect(now.expired).toBe(true);
+    expect(await now.race(new Promise<string>(() => {}), 'late')).toBe('late');
+    expect(clock.pending).toBe(0);
+    const later = new Deadline(clock, 10);
+    const raced = later.race(Promise.resolve('first'), 'late');
+    expect(clock.pending).toBe(1);
+    expect(await raced).toBe('first');
+    later.cancel();
+    expect(clock.pending).toBe(0);
+    expect(later.expired).toBe(false);
   });
 });
 

@@ -11,12 +11,13 @@ import {
   VM_INHERIT_COPY, krName,
 } from 'norma-rt';
 import { Ledger } from '../src/actors/kern/ledger.js';
-import { ObjectReferences } from '../src/actors/vm/memory-object.js';
+import { ObjectReferences, REF_TABLE_BYTES } from '../src/actors/vm/memory-object.js';
 import { NodeKernel, type NodeLinks } from '../src/actors/kern/node-kernel.js';
 import { PORT_SLOTS, PortKind, PortTable } from '../src/actors/ipc/port-table.js';
-import { REF_TABLE_BYTES, TaskImageWriter, type NodeToNode, type TaskLedgers } from '../src/shared/protocol.js';
+import type { NodeToNode, TaskLedgers } from '../src/shared/protocol.js';
 import type { NodeId, TaskId, PortId, MemoryObjectName } from '../src/shared/types.js';
 import { bootKernel, fixture, snapshot } from './helpers.js';
+import { TaskImageWriter } from '../src/actors/kern/task-fork.js';
 
 const node0 = 0 as NodeId;
 const node1 = 1 as NodeId;

@@ -13,9 +13,10 @@ import {
 import { krName } from '../src/shared/errors.js';
 import type { PortOps, SpaceNotification } from '../src/actors/ipc/ipc-types.js';
 import { NameSpace } from '../src/actors/ipc/name-space.js';
-import { destroyRightInTransit, PortRights } from '../src/actors/ipc/right.js';
+import { PortRights } from '../src/actors/ipc/right.js';
 import type { RightInTransit } from '../src/shared/message.js';
 import type { PortId, PortName } from '../src/shared/types.js';
+import { destroyRightInTransit } from '../src/actors/ipc/right-edit.js';
 
 type Call = [string, ...number[]];
 

@@ -1,5 +1,6 @@
 /** The one error file: KernError, and the kern_return_t ↔ name tables. */
 import { KernReturn, MachMsgReturn, type KernReturnName } from './constants.js';
+import type { SerializedError } from './protocol.js';
 
 const namesByCode = new Map<number, string>();
 for (const table of [KernReturn, MachMsgReturn]) {
@@ -28,4 +29,14 @@ export class KernError extends Error {
     this.code = code;
     this.kr = kr;
   }
+}
+
+/** An error as it crosses the wire (NodeFault): what structured clone would lose, kept. */
+export function serializeError(error: unknown): SerializedError {
+  if (error instanceof Error) {
+    return error.stack === undefined
+      ? { name: error.name, message: error.message }
+      : { name: error.name, message: error.message, stack: error.stack };
+  }
+  return { name: 'Error', message: String(error) };
 }

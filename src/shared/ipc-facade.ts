@@ -4,12 +4,10 @@
  * `kernel.mach` (which adds the task as first argument) and a node's TaskContext.
  */
 import { KERN_INVALID_ARGUMENT, KERN_INVALID_CAPABILITY, KERN_SUCCESS } from './constants.js';
-import type { NodeApi } from './protocol.js';
+import type { NodeApi, Reply, RestParameters } from './protocol.js';
 import type { TaskId } from './types.js';
 import type { MachMsgReceived, MachMsgSend, RightInTransit } from './message.js';
 
-type RestParameters<F> = F extends (first: TaskId, ...rest: infer R) => unknown ? R : never;
-type Reply<K extends keyof NodeApi> = Awaited<ReturnType<NodeApi[K]>>;
 
 /** Runs one NodeApi routine for the bound task; resolves to `{ kr: KERN_NODE_DOWN }` and the like on failure. */
 export type TaskCall = <K extends keyof NodeApi>(method: K, ...args: RestParameters<NodeApi[K]>) =>

@@ -8,6 +8,8 @@
  *
  * One writer (the node), any number of readers (the host). Task ids never are 0.
  */
+import type { NodeId } from './types.js';
+
 export const ACTIVITY_BYTES = 24;
 
 export interface NodeActivityState {
@@ -59,4 +61,14 @@ export class NodeActivity {
     }
     return undefined;
   }
+}
+
+/** What a node runs now (Kernel.nodeActivity). */
+export interface NodeActivityReport {
+  readonly node: NodeId;
+  /** The task whose code holds the node now, if any, and since when (Date.now() ms). */
+  readonly task?: number;
+  readonly since?: number;
+  /** Calls posted to the node that it has not answered yet. */
+  readonly pending: number;
 }

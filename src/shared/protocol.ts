@@ -1,15 +1,16 @@
 /**
- * The wire protocol between the host and its nodes: the one place message shapes are declared.
- * Control-plane calls are the `NodeApi` interface, carried as NodeCall / NodeReply messages
- * (see README: comlink measured as the bottleneck); every routine resolves to a plain
- * `{ kr, ... }` record and never rejects for a Mach error. Memory and ledgers cross the wire as
- * SharedArrayBuffers, which structured clone shares, never copies.
+ * The wire protocol between the host and its nodes and between nodes: the one place message
+ * shapes are declared. Control-plane calls are the `NodeApi` interface, carried as NodeCall /
+ * NodeReturn / NodeFault messages (see README: comlink measured as the bottleneck); every routine
+ * resolves to a plain `{ kr, ... }` record and never rejects for a Mach error. Memory and ledgers
+ * cross the wire as SharedArrayBuffers, which structured clone shares, never copies; their
+ * layouts are with the code that reads them: reference tables and map holdings in
+ * actors/vm/memory-object.ts, ledgers in actors/kern/ledger.ts, rings and the doorbell of the
+ * message fast path in workers/ring.ts and workers/doorbell.ts, kmsgs on a ring in kmsg-wire.ts.
  */
 import type { MemoryObjectName, MemoryObjectRef, NodeId, PortId, SecurityToken, TaskId } from './types.js';
 import type { KMsg, MachMsgReceived, MachMsgSend, RightInTransit } from './message.js';
 
-
-/** First message on a node's parentPort (before comlink takes over): who it is and its tables. */
 /**
  * A node's end of its direct channel to another node: a worker_threads MessagePort, named by
  * shape so the published declarations need no @types/node.
@@ -18,18 +19,19 @@ export interface PeerPort {
   postMessage(message: unknown): void;
 }
 
+/** First message on a node's parentPort: who it is and its tables. */
 export interface NodeStartup {
   readonly op: 'startup';
   readonly node: NodeId;
   readonly nodes: number;
   readonly pageSize: number;
-  /** One reference-count table per node's default pager, indexed by node (see REF_TABLE_SLOTS). */
+  /** One reference-count table per node's default pager, indexed by node (layout: actors/vm/memory-object.ts). */
   readonly refTables: readonly SharedArrayBuffer[];
   /** A direct channel to every other node, indexed by node (null at this node's own index). */
   readonly peers: readonly (PeerPort | null)[];
-  /** The kernel-wide port table (port-table.ts). */
+  /** The kernel-wide port table (layout: actors/ipc/port-table.ts). */
   readonly portTable: SharedArrayBuffer;
-  /** What each node's maps hold, indexed by node (memory-object.ts MapHoldings). */
+  /** What each node's maps hold, indexed by node (layout: actors/vm/memory-object.ts MapHoldings). */
   readonly holdings: readonly SharedArrayBuffer[];
   /**
    * The memory references held by out-of-line regions of the messages on each node, indexed by
@@ -37,8 +39,9 @@ export interface NodeStartup {
    */
   readonly messageHoldings: readonly SharedArrayBuffer[];
   /**
-   * The message fast path (workers/channel.ts): `rings[from * nodes + to]` carries kernel
-   * messages from node `from` to node `to` (null where from === to); one doorbell for all nodes.
+   * The message fast path (workers/channel.ts; layouts in ring.ts and doorbell.ts there):
+   * `rings[from * nodes + to]` carries kernel messages from node `from` to node `to` (null where
+   * from === to); one doorbell for all nodes.
    */
   readonly rings: readonly (SharedArrayBuffer | null)[];
   readonly doorbell: SharedArrayBuffer;
@@ -156,46 +159,16 @@ export type HostToNode = NodeStartup | NodeCall | NodeDown;
 export type NodeToNode = NodeAdopt | NodeAdopted | NodeRelease | NodeIpcTraffic | NodeCall | NodeReturn | NodeFault;
 export type NodeToHost = NodeReady | NodeReturn | NodeFault;
 
-/**
- * Memory-object state lives in one Int32Array per home pager, shared by every node, so mapping
- * an object on any node takes its reference with one Atomics.add and no message:
- *
- *   refTables[home]: | count | resident | generation | maps | count | ... (REF_WORDS a slot)
- *     count:      vm maps (and in-flight task images) mapping the object
- *     resident:   bit n set while node n (< RESIDENT_NODES) holds the object's buffer, so a task
- *                 image for node n can name the object instead of carrying its buffer
- *     generation: advanced each time the slot gets a new object
- *     maps:       vm maps mapping the object now (count less images and messages in flight),
- *                 so vm_region can say whether another task shares it
- */
-export const REF_TABLE_SLOTS = 1 << 20;
-export const REF_WORDS = 4;
-export const REF_COUNT = 0;
-export const REF_RESIDENT = 1;
-export const REF_GENERATION = 2;
-export const REF_MAPS = 3;
-export const RESIDENT_NODES = 31;
-export const REF_TABLE_BYTES = REF_TABLE_SLOTS * REF_WORDS * Int32Array.BYTES_PER_ELEMENT;
-/** Objects one node's maps may hold at once and still be released if it dies (memory-object.ts MapHoldings). */
-export const HOLDING_SLOTS = 1 << 19;
-export const HOLDING_BYTES = (1 + 2 * HOLDING_SLOTS) * Int32Array.BYTES_PER_ELEMENT;
-
 /** A memory object in a task image: its buffer is absent when the receiving node holds it already. */
 export interface ImageObject extends Omit<MemoryObjectRef, 'sab'> {
   readonly sab: SharedArrayBuffer | null;
 }
 
-/**
- * A ledger on the wire. Layout of `sab` (BigInt64 words, updated with Atomics):
- *   | 0: limit in bytes | 1: bytes charged |
- */
+/** A ledger on the wire: its words live in `sab` (layout: actors/kern/ledger.ts). */
 export interface LedgerRef {
   readonly id: number;
   readonly sab: SharedArrayBuffer;
 }
-export const LEDGER_LIMIT = 0;
-export const LEDGER_BALANCE = 1;
-export const LEDGER_WORDS = 2;
 
 /** task_create's two ledgers: wired, then paged. */
 export type TaskLedgers = readonly [wired: LedgerRef, paged: LedgerRef];
@@ -205,11 +178,12 @@ export type TaskLedgers = readonly [wired: LedgerRef, paged: LedgerRef];
  * so 10,000 regions cross a thread as one typed array, and each memory object's buffer crosses
  * once however many entries map it:
  *
- *   entries: | start | end | offset | protection | maxProtection | inheritance | object | ... (IMAGE_ENTRY_WORDS each)
- *   objects: | home | slot | generation | ...                              (IMAGE_OBJECT_WORDS each)
+ *   entries: | start | end | offset | protection | maxProtection | inheritance | object | ... (7 words each)
+ *   objects: | home | slot | generation | ...                              (3 words each)
  *   buffers: [object 0's SharedArrayBuffer or null, object 1's, ...]  (null: resident there)
  *
  * Each object already holds one reference taken for the child, which the child's map adopts.
+ * Written and read by actors/kern/task-fork.ts (TaskImageWriter, imageObjects, imageEntries).
  */
 export interface TaskImage {
   readonly entries: Float64Array;
@@ -225,85 +199,6 @@ export interface TaskImage {
 export interface InheritedPorts {
   readonly special: readonly (readonly [number, PortId])[];
   readonly registered: readonly (PortId | null)[];
-}
-export const IMAGE_ENTRY_WORDS = 7;
-export const IMAGE_OBJECT_WORDS = 3;
-
-/** One vm map entry as encoded in and decoded from a task image. */
-export interface VmEntryImage {
-  readonly start: number;
-  readonly end: number;
-  readonly offset: number;
-  readonly protection: number;
-  readonly maxProtection: number;
-  readonly inheritance: number;
-  readonly object: MemoryObjectRef;
-}
-
-/** Builds a task image; objects are numbered in the order they are first added. */
-export class TaskImageWriter {
-  readonly #entries: number[] = [];
-  readonly #objects: number[] = [];
-  readonly #buffers: (SharedArrayBuffer | null)[] = [];
-  readonly #indexByKey = new Map<number, number>();
-  /** Whether the receiving node holds an object's buffer already (then the image only names it). */
-  readonly #resident: (object: MemoryObjectRef) => boolean;
-
-  constructor(resident: (object: MemoryObjectRef) => boolean = () => false) {
-    this.#resident = resident;
-  }
-
-  /** Adds an object (once per key) and returns its index in the image. */
-  object(ref: MemoryObjectRef): number {
-    const key = ref.home * REF_TABLE_SLOTS + ref.slot;
-    let index = this.#indexByKey.get(key);
-    if (index === undefined) {
-      index = this.#buffers.length;
-      this.#indexByKey.set(key, index);
-      this.#objects.push(ref.home, ref.slot, ref.generation);
-      this.#buffers.push(this.#resident(ref) ? null : ref.sab);
-    }
-    return index;
-  }
-
-  entry(entry: Omit<VmEntryImage, 'object'>, object: MemoryObjectRef): void {
-    this.#entries.push(entry.start, entry.end, entry.offset, entry.protection, entry.maxProtection,
-      entry.inheritance, this.object(object));
-  }
-
-  finish(token: SecurityToken, ledgers: TaskLedgers, ports: InheritedPorts): TaskImage {
-    return {
-      ports,
-      entries: new Float64Array(this.#entries),
-      objects: new Int32Array(this.#objects),
-      buffers: this.#buffers,
-      token,
-      ledgers,
-    };
-  }
-}
-
-/** The objects of an image, in index order. */
-export function imageObjects(image: TaskImage): ImageObject[] {
-  return image.buffers.map((sab, index) => ({
-    home: image.objects[index * IMAGE_OBJECT_WORDS]! as NodeId,
-    slot: image.objects[index * IMAGE_OBJECT_WORDS + 1]!,
-    generation: image.objects[index * IMAGE_OBJECT_WORDS + 2]!,
-    sab,
-  }));
-}
-
-/** The entries of an image, in address order, each with its object from `objects`. */
-export function imageEntries<T>(image: TaskImage, objects: readonly T[]): (Omit<VmEntryImage, 'object'> & { object: T })[] {
-  const words = image.entries;
-  const entries = new Array<Omit<VmEntryImage, 'object'> & { object: T }>(words.length / IMAGE_ENTRY_WORDS);
-  for (let at = 0, index = 0; at < words.length; at += IMAGE_ENTRY_WORDS, index++) {
-    entries[index] = {
-      start: words[at]!, end: words[at + 1]!, offset: words[at + 2]!, protection: words[at + 3]!,
-      maxProtection: words[at + 4]!, inheritance: words[at + 5]!, object: objects[words[at + 6]!]!,
-    };
-  }
-  return entries;
 }
 
 /** How a child's address space is drawn from its parent (MACH.md §4). */
@@ -367,7 +262,7 @@ export interface ViewReply extends KrReply {
   readonly length?: number;
 }
 
-/** The control-plane interface every node exposes (comlink `expose`). */
+/** The control-plane interface every node exposes, called by NodeCall (from the host or a peer). */
 export interface NodeApi {
   taskBootstrap(token: SecurityToken, ledgers: TaskLedgers): { kr: number; task?: TaskId };
   taskFork(parent: TaskId, mode: ForkMode, inheritMemory: boolean, childNode: NodeId,
@@ -423,18 +318,15 @@ export interface NodeApi {
   pagerInfo(): PagerInfo;
 }
 
-/** A non-Mach failure crossing the wire (a thrown error in user code run by taskExecute). */
+/** What a NodeApi routine resolves to. */
+export type Reply<K extends keyof NodeApi> = Awaited<ReturnType<NodeApi[K]>>;
+
+/** A task routine's arguments after its first (the task), which a handle or facade supplies. */
+export type RestParameters<F> = F extends (first: never, ...rest: infer R) => unknown ? R : never;
+
+/** A non-Mach failure crossing the wire (a thrown error in user code run by taskExecute; errors.ts serializeError). */
 export interface SerializedError {
   readonly name: string;
   readonly message: string;
   readonly stack?: string;
-}
-
-export function serializeError(error: unknown): SerializedError {
-  if (error instanceof Error) {
-    return error.stack === undefined
-      ? { name: error.name, message: error.message }
-      : { name: error.name, message: error.message, stack: error.stack };
-  }
-  return { name: 'Error', message: String(error) };
 }

@@ -3,11 +3,9 @@
  * task: the host's Task handles (kernel.mach) or a send right to a task's kernel port, named in
  * the calling task's space (TaskContext.mach on a node). One definition serves both.
  */
-import type { NodeApi, TaskBasicInfo } from './protocol.js';
+import type { NodeApi, Reply, RestParameters, TaskBasicInfo } from './protocol.js';
 import type { SecurityToken, TaskId } from './types.js';
 
-type Reply<K extends keyof NodeApi> = Awaited<ReturnType<NodeApi[K]>>;
-type RestParameters<F> = F extends (first: TaskId, ...rest: infer R) => unknown ? R : never;
 
 /** Runs a task routine on the task `target` denotes, or answers why it cannot. */
 export type CallOnTask<Target> = <K extends keyof NodeApi>(target: Target, method: K,

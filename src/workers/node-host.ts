@@ -6,9 +6,10 @@
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { KERN_NODE_DOWN } from '../shared/constants.js';
 import { KernError } from '../shared/errors.js';
-import { createDoorbell, createRing } from './channel.js';
-import { NodeActivity } from '../shared/node-activity.js';
-import type { HostToNode, NodeApi, NodeStartup, NodeToHost } from '../shared/protocol.js';
+import { createDoorbell } from './doorbell.js';
+import { createRing } from './ring.js';
+import { NodeActivity, type NodeActivityReport } from '../shared/node-activity.js';
+import type { HostToNode, NodeApi, NodeStartup, NodeToHost, Reply } from '../shared/protocol.js';
 import type { NodeId } from '../shared/types.js';
 
 const NODE_MAIN = new URL('./node-main.js', import.meta.url);
@@ -21,7 +22,6 @@ function ringCapacity(nodes: number): number {
 }
 
 type NodeState = 'starting' | 'running' | 'stopping' | 'down';
-type Reply<K extends keyof NodeApi> = Awaited<ReturnType<NodeApi[K]>>;
 
 interface PendingCall {
   readonly resolve: (result: never) => void;
@@ -32,16 +32,6 @@ interface PendingCall {
   readonly alsoOn: NodeId | undefined;
   /** Date.now() when it was posted, for the busy-node report. */
   readonly posted: number;
-}
-
-/** What a node runs now (Kernel.nodeActivity). */
-export interface NodeActivityReport {
-  readonly node: NodeId;
-  /** The task whose code holds the node now, if any, and since when (Date.now() ms). */
-  readonly task?: number;
-  readonly since?: number;
-  /** Calls posted to the node that it has not answered yet. */
-  readonly pending: number;
 }
 
 /** How long a call may wait on a node held by task code before a NORMA_NODE_BUSY warning. */

@@ -1,80 +1,31 @@
 /**
  * The IPC half of a node (Mach `ipc_mqueue` and `ipc_port` for the ports held here, plus NORMA's
  * routing): the ports whose queues live on this node, message delivery in per-sender order,
- * forwarding to where a port went, port migration with its queue, port death and the
- * notifications the kernel sends. Name spaces stay with their tasks (ipc-task.ts).
+ * forwarding to where a port went, port migration with its queue, and port death. The
+ * notifications the kernel sends are notify.ts's, the sweep after another node dies
+ * node-down.ts's; name spaces stay with their tasks (space.ts).
  */
 import { ok as assert } from 'node:assert/strict';
-import {
-  MACH_NOTIFY_NO_SENDERS, MACH_NOTIFY_PORT_DESTROYED, MACH_NOTIFY_SEND_ONCE, MACH_RCV_PORT_CHANGED,
-  MACH_RCV_PORT_DIED,
-} from '../../shared/constants.js';
-import type { IpcTraffic, NoSendersRequest, PortState } from '../../shared/protocol.js';
-import type { NodeId, TaskId, PortId, PortName, MemoryObjectRef } from '../../shared/types.js';
-import type { PortOps, SpaceNotification } from './ipc-types.js';
-import { Port, PortSet } from './port.js';
+import { MACH_NOTIFY_SEND_ONCE, MACH_RCV_PORT_CHANGED, MACH_RCV_PORT_DIED } from '../../shared/constants.js';
+import type { IpcTraffic, PortState } from '../../shared/protocol.js';
+import type { NodeId, TaskId, PortId, PortName } from '../../shared/types.js';
+import type { KMsg } from '../../shared/message.js';
+import { systemClock, type Clock } from './clock.js';
+import type { IpcHost, PortOps, SpaceNotification } from './ipc-types.js';
+import { Kmsgs } from './kmsg.js';
+import { LocalPort, PRUNE_MIN, type Incoming } from './local-port.js';
+import { nodeDown } from './node-down.js';
+import { nameBody, Notifications } from './notify.js';
+import { PortSet } from './port.js';
 import { PortKind, type PortTable } from './port-table.js';
-import { destroyRightInTransit } from './right.js';
-import type { KMsg, OolRegion, RightInTransit } from '../../shared/message.js';
-
-/** What the node kernel lends the IPC layer: the way out, and memory for out-of-line regions. */
-export interface IpcHost {
-  post(node: NodeId, traffic: IpcTraffic): void;
-  /** Drops a memory-object reference held by a destroyed message. */
-  releaseObject(object: MemoryObjectRef): void;
-  /** Messages on this node hold the regions' references (1), or no longer do (-1): see MapHoldings. */
-  holdRegions(regions: readonly OolRegion[], delta: 1 | -1): void;
-  /** A task on this node died with a dead-name request on `port` outstanding: convert its names. */
-  portDied(task: TaskId, port: PortId): void;
-}
-
-/** The least size of LocalPort.expected worth pruning. */
-const PRUNE_MIN = 64;
-
-/** A port whose queue lives on this node. */
-export class LocalPort {
-  readonly id: PortId;
-  readonly queue: Port<KMsg>;
-  /** The task this is the kernel port of (kernel ports take no user messages). */
-  readonly kobject: TaskId | null;
-  /**
-   * Next sequence number expected from each sender (by its task port), and messages that came
-   * early. A dead sender's entry goes once nothing of it can still arrive (NodeIpc.#prune).
-   */
-  readonly expected = new Map<number, number>();
-  readonly held = new Map<number, Map<number, KMsg>>();
-  /** `expected` is pruned when it reaches this size (then twice its pruned size). */
-  pruneAt = PRUNE_MIN;
-  nsrequest: NoSendersRequest | null = null;
-  pdrequest: PortId | null = null;
-  /** Dead-name requests by `node:task`, counted: who must hear of this port's death. */
-  readonly dnrequests = new Map<string, number>();
-
-  constructor(id: PortId, kobject: TaskId | null = null) {
-    this.id = id;
-    this.kobject = kobject;
-    this.queue = new Port<KMsg>({ qlimit: 16 });
-  }
-}
-
-/**
- * What waits on this node for a port's queue: messages that came ahead of it (only while the
- * table says the queue is on its way here), receivers of the space holding the receive right
- * here, its port set there, and requests that reached this node before the queue.
- */
-interface Incoming {
-  readonly early: KMsg[];
-  /** Receivers waiting for the queue: given the port, or the kr to fail with. */
-  readonly waiters: Array<(port: LocalPort | number) => void>;
-  set: PortSet<KMsg> | null;
-  readonly dnrequests: Array<readonly [NodeId, TaskId, 1 | -1]>;
-  /** The receive right was destroyed before its queue came: the port dies on arrival. */
-  destroyed: boolean;
-}
 
 export class NodeIpc {
   readonly node: NodeId;
   readonly table: PortTable;
+  /** The clock of every IPC wait on this node (receives, queues on their way, full queues). */
+  readonly clock: Clock;
+  readonly notices: Notifications;
+  readonly kmsgs: Kmsgs;
   readonly #host: IpcHost;
   readonly #ports = new Map<PortId, LocalPort>();
   readonly #sets = new Map<PortId, PortSet<KMsg>>();
@@ -83,17 +34,23 @@ export class NodeIpc {
   /** PortOps for rights owned by no space: in messages, in special-port slots. */
   readonly kernelOps: PortOps;
 
-  constructor(node: NodeId, table: PortTable, host: IpcHost) {
+  constructor(node: NodeId, table: PortTable, host: IpcHost, clock: Clock = systemClock) {
     this.node = node;
     this.table = table;
     this.#host = host;
+    this.clock = clock;
+    this.notices = new Notifications({
+      node, table, host, local: (port) => this.#ports.get(port), awaiting: (port) => this.#awaiting(port),
+      route: (kmsg) => this.route(kmsg),
+    });
     this.kernelOps = this.opsFor(0);
+    this.kmsgs = new Kmsgs({ node, table, host, notices: this.notices, kernelOps: this.kernelOps });
   }
 
   /** A new port held here (mach_port_allocate's port half). */
   createPort(kind: PortKind = PortKind.PORT, kobject: TaskId | null = null): PortId | undefined {
     const id = this.table.allocate(kind, kobject);
-    if (id !== undefined) this.#ports.set(id, new LocalPort(id, kobject));
+    if (id !== undefined) this.#ports.set(id, new LocalPort(id, this.clock));
     return id;
   }
 
@@ -142,7 +99,7 @@ export class NodeIpc {
       createPort: () => ipc.createPort(),
       createPortSet: () => {
         const id = ipc.table.allocate(PortKind.PORT_SET);
-        if (id !== undefined) ipc.#sets.set(id, new PortSet<KMsg>());
+        if (id !== undefined) ipc.#sets.set(id, new PortSet<KMsg>({ clock: ipc.clock }));
         return id;
       },
       destroyPortSet: (set) => {
@@ -156,9 +113,9 @@ export class NodeIpc {
         ipc.table.addSendRight(port);
       },
       copySend: (port) => { if (ipc.table.isAlive(port)) ipc.table.addSendRight(port); },
-      releaseSend: (port) => ipc.releaseSend(port),
+      releaseSend: (port) => ipc.notices.releaseSend(port),
       makeSendOnce: (port) => ipc.table.sendOnceMade(port),
-      releaseSendOnce: (port) => ipc.notify(port, MACH_NOTIFY_SEND_ONCE, new Uint8Array(0)),
+      releaseSendOnce: (port) => ipc.notices.notify(port, MACH_NOTIFY_SEND_ONCE, new Uint8Array(0)),
       clearReceiver: (port) => {
         // Receivers of the space the right left get MACH_RCV_PORT_CHANGED (ipc_mqueue_changed).
         const local = ipc.#ports.get(port);
@@ -172,9 +129,9 @@ export class NodeIpc {
         // send-once notification): it travels with the queue wherever the right goes.
       },
       destroyReceive: (port) => ipc.destroyPort(port),
-      dnrequestArm: (port) => ipc.#dnrequest(port, task, 1),
-      dnrequestCancel: (port) => ipc.#dnrequest(port, task, -1),
-      notify: (id: SpaceNotification, notify: PortId, name: PortName) => ipc.notify(notify, id, nameBody(name)),
+      dnrequestArm: (port) => ipc.notices.dnrequest(port, task, 1),
+      dnrequestCancel: (port) => ipc.notices.dnrequest(port, task, -1),
+      notify: (id: SpaceNotification, notify: PortId, name: PortName) => ipc.notices.notify(notify, id, nameBody(name)),
     };
   }
 
@@ -189,74 +146,14 @@ export class NodeIpc {
     if (set !== null) this.#sets.get(set)?.add(local.queue);
   }
 
-  /**
-   * One send right to `port` went (held on this node, or with `held` false outside every node:
-   * PortTable.addSendRight); the last one's going fires no-senders at the port's node.
-   */
-  releaseSend(port: PortId, held = true): void {
-    if (!this.table.isAlive(port) || !this.table.removeSendRight(port, held)) return;
-    this.#noSenders(port);
-  }
-
-  /** Checks no-senders where the queue is: here, ahead (followed), or on its way here (on arrival). */
-  #noSenders(port: PortId): void {
-    const node = this.table.location(port);
-    if (this.#ports.has(port)) this.checkNoSenders(port);
-    else if (node !== undefined && node !== this.node) this.#host.post(node, { op: 'no-senders', port });
-  }
-
-  /** Fires a registered no-senders request if the port has no send rights left. */
-  checkNoSenders(port: PortId): void {
-    const local = this.#ports.get(port);
-    const request = local?.nsrequest;
-    if (local === undefined || request == null || this.table.sendRights(port) !== 0 ||
-        local.queue.mscount < request.sync) return;
-    local.nsrequest = null;
-    this.notify(request.notify, MACH_NOTIFY_NO_SENDERS, nameBody(local.queue.mscount));
-  }
-
-  #dnrequest(port: PortId, task: TaskId | 0, delta: 1 | -1): void {
-    if (task === 0) return;
-    const node = this.table.location(port);
-    if (node === this.node) this.registerDeadName(port, this.node, task, delta);
-    else if (node !== undefined) this.#host.post(node, { op: 'dnrequest', port, node: this.node, task, delta });
-  }
-
-  registerDeadName(port: PortId, node: NodeId, task: TaskId, delta: 1 | -1): void {
-    const local = this.#ports.get(port);
-    if (local === undefined) {
-      // Gone on: follow it, keep it for the queue on its way here, or tell the requester it
-      // died in the meantime.
-      const at = this.table.location(port);
-      if (at !== undefined && at !== this.node) this.#host.post(at, { op: 'dnrequest', port, node, task, delta });
-      else if (at === this.node) this.#awaiting(port).dnrequests.push([node, task, delta]);
-      else if (delta === 1) this.#tellDied(port, node, task);
-      return;
-    }
-    const key = `${node}:${task}`;
-    const count = (local.dnrequests.get(key) ?? 0) + delta;
-    if (count > 0) local.dnrequests.set(key, count);
-    else local.dnrequests.delete(key);
-  }
-
-  #tellDied(port: PortId, node: NodeId, task: TaskId): void {
-    if (node === this.node) this.#host.portDied(task, port);
-    else this.#host.post(node, { op: 'port-died', port, task });
-  }
-
-  /** A kernel message (notification) to the send-once right `dest`. */
-  notify(dest: PortId, id: number, body: Uint8Array, rights: readonly RightInTransit[] = []): void {
-    this.route({ dest, sendOnce: true, reply: null, id, body, rights, ool: [], sender: 0, seq: 0 });
-  }
-
   /** Takes a message toward its port: here, to the port's node, or to destruction if it died. */
   route(kmsg: KMsg): void {
     if (kmsg.ool.length > 0) this.#host.holdRegions(kmsg.ool, 1);
-    this.countArrival(kmsg);
+    this.kmsgs.countArrival(kmsg);
     const node = this.table.location(kmsg.dest);
     if (node === this.node) this.arrive(kmsg);
     else if (node !== undefined) this.#host.post(node, { op: 'kmsg', kmsg });
-    else this.destroyMessage(kmsg);
+    else this.kmsgs.destroy(kmsg);
   }
 
   /**
@@ -273,7 +170,7 @@ export class NodeIpc {
     const node = this.table.location(kmsg.dest);
     if (node === this.node) this.#awaiting(kmsg.dest).early.push(kmsg);
     else if (node !== undefined) this.#host.post(node, { op: 'kmsg', kmsg });
-    else this.destroyMessage(kmsg);
+    else this.kmsgs.destroy(kmsg);
   }
 
   /**
@@ -283,7 +180,7 @@ export class NodeIpc {
    */
   #accept(local: LocalPort, kmsg: KMsg): void {
     if (kmsg.sendOnce || kmsg.sender === 0) {
-      void local.queue.send(kmsg, { sendOnce: true });
+      local.queue.send(kmsg);
       return;
     }
     const expected = local.expected.get(kmsg.sender) ?? 1;
@@ -294,12 +191,12 @@ export class NodeIpc {
       held.set(kmsg.seq, kmsg);
       return;
     }
-    void local.queue.send(kmsg, { sendOnce: true });
+    local.queue.send(kmsg);
     let next = expected + 1;
     const held = local.held.get(kmsg.sender);
     for (let early = held?.get(next); early !== undefined; early = held!.get(next)) {
       held!.delete(next);
-      void local.queue.send(early, { sendOnce: true });
+      local.queue.send(early);
       next++;
     }
     if (held?.size === 0) local.held.delete(kmsg.sender);
@@ -327,35 +224,6 @@ export class NodeIpc {
   }
 
   /**
-   * Destroys a message that will never be received: its queue place, its destination right and
-   * every right and region it carries go (ipc_kmsg_destroy). A send-once destination right to a
-   * live port (a message wrecked at send) sends the port MACH_NOTIFY_SEND_ONCE, as Mach's
-   * ipc_object_destroy_dest does; one to a dead port is nothing. A send-once notification itself
-   * destroyed with its port alive (its port's node went down meanwhile) does not beget another.
-   */
-  destroyMessage(kmsg: KMsg): void {
-    if (kmsg.ool.length > 0) this.#host.holdRegions(kmsg.ool, -1);
-    if (!kmsg.sendOnce) {
-      if (this.table.isAlive(kmsg.dest)) this.table.unreserve(kmsg.dest);
-      this.releaseSend(kmsg.dest);
-    } else if (this.table.isAlive(kmsg.dest) && !(kmsg.sender === 0 && kmsg.id === MACH_NOTIFY_SEND_ONCE)) {
-      this.notify(kmsg.dest, MACH_NOTIFY_SEND_ONCE, new Uint8Array(0));
-    }
-    this.#destroyContents(kmsg);
-  }
-
-  /** Drops the memory references of out-of-line regions that never made it into a message. */
-  releaseRegions(regions: readonly OolRegion[]): void {
-    for (const region of regions) this.#host.releaseObject(region.object);
-  }
-
-  #destroyContents(kmsg: KMsg): void {
-    if (kmsg.reply !== null) destroyRightInTransit(kmsg.reply, this.kernelOps);
-    for (const right of kmsg.rights) destroyRightInTransit(right, this.kernelOps);
-    for (const region of kmsg.ool) this.#host.releaseObject(region.object);
-  }
-
-  /**
    * The receive right for `port` was destroyed (mach_port_destroy, task death, or a message
    * carrying it destroyed). With a port-destroyed request the right goes to the requester
    * instead and the port lives on; otherwise the port dies: queued messages are destroyed,
@@ -372,26 +240,13 @@ export class NodeIpc {
       else if (node !== undefined) this.#host.post(node, { op: 'destroy-port', port });
       return;
     }
-    if (local.pdrequest !== null) {
-      const notify = local.pdrequest;
-      local.pdrequest = null;
-      local.queue.clearReceiver();
-      // The destroyed right's receivers must not take the registrant's messages.
-      local.queue.failReceivers(MACH_RCV_PORT_DIED);
-      this.notify(notify, MACH_NOTIFY_PORT_DESTROYED, new Uint8Array(0), [{ kind: 'receive', portId: port }]);
-      return;
-    }
+    if (this.notices.rescue(local)) return;
     this.#ports.delete(port);
     this.table.kill(port);
-    // Its no-senders request's send-once right dies unused (ipc_port_destroy).
-    if (local.nsrequest !== null) this.notify(local.nsrequest.notify, MACH_NOTIFY_SEND_ONCE, new Uint8Array(0));
-    local.nsrequest = null;
+    this.notices.cancelNoSenders(local);
     const doomed = [...local.queue.destroy(), ...[...local.held.values()].flatMap((held) => [...held.values()])];
-    for (const kmsg of doomed) this.destroyMessage(kmsg);
-    for (const key of local.dnrequests.keys()) {
-      const [node, task] = key.split(':').map(Number) as [NodeId, TaskId];
-      this.#tellDied(port, node, task);
-    }
+    for (const kmsg of doomed) this.kmsgs.destroy(kmsg);
+    this.notices.tellDeadNameRequesters(local);
   }
 
   /**
@@ -460,7 +315,7 @@ export class NodeIpc {
   install(state: PortState): void {
     const incoming = this.#incoming.get(state.id);
     this.#incoming.delete(state.id);
-    const local = new LocalPort(state.id);
+    const local = new LocalPort(state.id, this.clock);
     local.queue.setMscount(state.mscount);
     local.nsrequest = state.nsrequest;
     local.pdrequest = state.pdrequest;
@@ -468,9 +323,9 @@ export class NodeIpc {
     for (const [sender, next] of state.expected) local.expected.set(sender, next);
     local.pruneAt = Math.max(PRUNE_MIN, 2 * local.expected.size);
     this.#ports.set(state.id, local);
-    for (const kmsg of state.queued) void local.queue.send(kmsg, { sendOnce: true });
+    for (const kmsg of state.queued) local.queue.send(kmsg);
     for (const kmsg of [...state.held, ...(incoming?.early ?? [])]) this.#accept(local, kmsg);
-    for (const [node, task, delta] of incoming?.dnrequests ?? []) this.registerDeadName(state.id, node, task, delta);
+    for (const [node, task, delta] of incoming?.dnrequests ?? []) this.notices.registerDeadName(state.id, node, task, delta);
     const waiters = incoming?.waiters ?? [];
     if (incoming?.destroyed === true) {
       for (const waiter of waiters) waiter(MACH_RCV_PORT_DIED);
@@ -485,7 +340,7 @@ export class NodeIpc {
     }
     if (incoming?.set != null) incoming.set.add(local.queue);
     for (const waiter of waiters) waiter(local);
-    this.checkNoSenders(state.id);
+    this.notices.checkNoSenders(state.id);
   }
 
   /**
@@ -497,11 +352,11 @@ export class NodeIpc {
     if (kmsg.ool.length > 0) this.#host.holdRegions(kmsg.ool, -1);
     if (!kmsg.sendOnce) {
       this.table.unreserve(kmsg.dest);
-      this.releaseSend(kmsg.dest);
+      this.notices.releaseSend(kmsg.dest);
       const local = this.#ports.get(kmsg.dest);
       if (local !== undefined) this.#prune(local);
     }
-    if (options.destroy === true) this.#destroyContents(kmsg);
+    if (options.destroy === true) this.kmsgs.destroyContents(kmsg);
   }
 
   /** Handles IPC traffic from another node. */
@@ -517,91 +372,27 @@ export class NodeIpc {
         this.install(traffic.state);
         return;
       case 'port-died': this.#host.portDied(traffic.task, traffic.port); return;
-      case 'no-senders': this.#noSenders(traffic.port); return;
+      case 'no-senders': this.notices.noSenders(traffic.port); return;
       case 'destroy-port': this.destroyPort(traffic.port); return;
-      case 'dnrequest': this.registerDeadName(traffic.port, traffic.node, traffic.task, traffic.delta); return;
+      case 'dnrequest': this.notices.registerDeadName(traffic.port, traffic.node, traffic.task, traffic.delta); return;
     }
   }
 
-  /**
-   * A message reached this node (sent here or from another node): a send-once right it is sent
-   * through is used up when the port's queue is here (or on its way here, or the port is dead);
-   * otherwise `departing` moves it on with the message.
-   */
-  countArrival(kmsg: KMsg): void {
-    if (!kmsg.sendOnce) return;
-    const node = this.table.location(kmsg.dest);
-    if (node === this.node || node === undefined) this.table.sendOnceUsed(kmsg.dest);
-  }
+  /** A message will never be received: see Kmsgs.destroy. */
+  destroyMessage(kmsg: KMsg): void { this.kmsgs.destroy(kmsg); }
 
-  /**
-   * Traffic is about to leave for `to`: the send and send-once rights its messages hold (their
-   * destination rights included) are counted there from now on, and the receive rights they
-   * carry are recorded there (the table's receiver), so if `to` dies before it is done with
-   * them, they are known lost (see nodeDown).
-   */
-  departing(to: NodeId, traffic: IpcTraffic): void {
-    if (traffic.op === 'kmsg') {
-      this.#carriedMoved(traffic.kmsg, to, true);
-    } else if (traffic.op === 'port-state') {
-      const { state } = traffic;
-      for (const kmsg of [...state.queued, ...state.held]) this.#carriedMoved(kmsg, to, false);
-      if (state.nsrequest !== null) this.table.sendOnceMoved(state.nsrequest.notify, to);
-      if (state.pdrequest !== null) this.table.sendOnceMoved(state.pdrequest, to);
-    }
-  }
+  /** Traffic is about to leave for `to`: see Kmsgs.departing. */
+  departing(to: NodeId, traffic: IpcTraffic): void { this.kmsgs.departing(to, traffic); }
 
-  /**
-   * A message leaves for `to`. A send-once destination right counts until the message reaches
-   * its port's node (countArrival): one in a queue, used up, does not move with it (`unused` false).
-   */
-  #carriedMoved(kmsg: KMsg, to: NodeId, unused: boolean): void {
-    if (kmsg.ool.length > 0) this.#host.holdRegions(kmsg.ool, -1);
-    if (!kmsg.sendOnce) this.table.sendRightMoved(kmsg.dest, to);
-    else if (unused) this.table.sendOnceMoved(kmsg.dest, to);
-    if (kmsg.reply !== null) this.#rightMoved(kmsg.reply, to);
-    for (const right of kmsg.rights) this.#rightMoved(right, to);
-  }
+  /** A message reached this node: see Kmsgs.countArrival. */
+  countArrival(kmsg: KMsg): void { this.kmsgs.countArrival(kmsg); }
 
-  #rightMoved(right: RightInTransit, to: NodeId): void {
-    switch (right.kind) {
-      case 'send': this.table.sendRightMoved(right.portId, to); break;
-      case 'send-once': this.table.sendOnceMoved(right.portId, to); break;
-      // Where the receive right is: a node that dies with it in a message kills its port.
-      case 'receive': if (this.table.isAlive(right.portId)) this.table.setReceiver(right.portId, to); break;
-      case 'dead': break;
-    }
-  }
-
-  /**
-   * Node `node` died, and with it the queues it held and every right its spaces and messages
-   * held. Ports whose queue was there die (their blocked senders wake and fail with
-   * MACH_SEND_INVALID_DEST); a port queued here whose receive right was last taken there, or
-   * lay in a message there, dies as that right is destroyed (a port-destroyed request rescues
-   * it; a no-senders request gets MACH_NOTIFY_SEND_ONCE); receivers here waiting for a queue
-   * that was there fail with MACH_RCV_PORT_DIED; each send-once right it held to a port queued
-   * here sends MACH_NOTIFY_SEND_ONCE; the send rights it held to live ports leave their count,
-   * and a port left with none fires no-senders; its tasks' dead-name requests here are dropped.
-   * Conditions: runs on every surviving node, in any order; each port dies and each lost
-   * send-once or send right is answered once (port-table.ts).
-   */
+  /** Node `node` died: see node-down.ts. */
   nodeDown(node: NodeId): void {
-    this.table.killNode(node);
-    for (const port of this.table.portsReceivedOn(node)) if (this.#ports.has(port)) this.destroyPort(port);
-    for (const [port, incoming] of this.#incoming) {
-      if (this.table.isAlive(port)) continue;
-      this.#incoming.delete(port);
-      for (const waiter of incoming.waiters.splice(0)) waiter(MACH_RCV_PORT_DIED);
-      for (const kmsg of incoming.early) this.destroyMessage(kmsg);
-    }
-    const requester = `${node}:`;
-    for (const local of this.#ports.values()) {
-      for (const key of local.dnrequests.keys()) if (key.startsWith(requester)) local.dnrequests.delete(key);
-    }
-    for (const [port, count] of this.table.takeSendOnces(node)) {
-      for (let right = 0; right < count; right++) this.notify(port, MACH_NOTIFY_SEND_ONCE, new Uint8Array(0));
-    }
-    for (const port of this.table.takeSendRights(node)) this.#noSenders(port);
+    nodeDown({
+      table: this.table, notices: this.notices, ports: this.#ports, incoming: this.#incoming,
+      destroyPort: (port) => this.destroyPort(port), destroyMessage: (kmsg) => this.kmsgs.destroy(kmsg),
+    }, node);
   }
 
   /**
@@ -614,11 +405,4 @@ export class NodeIpc {
     this.install(state);
     if (this.#ports.has(state.id)) this.destroyPort(state.id);
   }
-}
-
-/** A notification body: one 32-bit word (a name, or a make-send count). */
-export function nameBody(word: number): Uint8Array {
-  const body = new Uint8Array(4);
-  new DataView(body.buffer).setUint32(0, word >>> 0, true);
-  return body;
 }

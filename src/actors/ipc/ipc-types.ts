@@ -1,12 +1,14 @@
 /**
  * The `PortOps` interface through which a name space reaches its ports (Mach `ipc_object` /
- * `ipc_port` references, as seen from `ipc_right`), plus the two reserved names and the name
- * sanitizer. Names, port ids and rights in transit are shapes both sides use (shared/).
+ * `ipc_port` references, as seen from `ipc_right`), the `IpcHost` through which a node's IPC
+ * reaches its kernel, plus the two reserved names and the name sanitizer. Names, port ids and rights in transit are shapes both sides use (shared/).
  */
 import {
   MACH_NOTIFY_DEAD_NAME, MACH_NOTIFY_PORT_DELETED, MACH_PORT_DEAD, MACH_PORT_NULL,
 } from '../../shared/constants.js';
-import type { PortId, PortName } from '../../shared/types.js';
+import type { IpcTraffic } from '../../shared/protocol.js';
+import type { OolRegion } from '../../shared/message.js';
+import type { NodeId, TaskId, PortId, PortName, MemoryObjectRef } from '../../shared/types.js';
 
 export const PORT_NAME_NULL = MACH_PORT_NULL as PortName;
 export const PORT_NAME_DEAD = MACH_PORT_DEAD as PortName;
@@ -73,4 +75,15 @@ export interface PortOps {
    * MACH_NOTIFY_DEAD_NAME when a request was made on a name that was already dead.
    */
   notify(id: SpaceNotification, notify: PortId, name: PortName): void;
+}
+
+/** What the node kernel lends the IPC layer: the way out, and memory for out-of-line regions. */
+export interface IpcHost {
+  post(node: NodeId, traffic: IpcTraffic): void;
+  /** Drops a memory-object reference held by a destroyed message. */
+  releaseObject(object: MemoryObjectRef): void;
+  /** Messages on this node hold the regions' references (1), or no longer do (-1): see MapHoldings. */
+  holdRegions(regions: readonly OolRegion[], delta: 1 | -1): void;
+  /** A task on this node died with a dead-name request on `port` outstanding: convert its names. */
+  portDied(task: TaskId, port: PortId): void;
 }

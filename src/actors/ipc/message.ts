@@ -1,16 +1,12 @@
 /**
  * The kernel's helpers for messages (shapes in shared/message.ts): a message's size for
- * rcv_size, what each disposition needs and leaves, and the ring form of a kernel message. A
+ * rcv_size and the ring form of a kernel message (dispositions are mach-msg.ts's). A
  * kernel message crosses nodes as it is (structured clone) or through the ring (kmsg-wire.ts).
  */
-import {
-  MACH_MSG_TYPE_COPY_SEND, MACH_MSG_TYPE_MAKE_SEND, MACH_MSG_TYPE_MAKE_SEND_ONCE,
-  MACH_MSG_TYPE_MOVE_RECEIVE, MACH_MSG_TYPE_MOVE_SEND, MACH_MSG_TYPE_MOVE_SEND_ONCE,
-  MACH_MSG_TYPE_PORT_RECEIVE, MACH_MSG_TYPE_PORT_SEND, MACH_MSG_TYPE_PORT_SEND_ONCE,
-} from '../../shared/constants.js';
+import { MACH_MSG_TYPE_PORT_SEND, MACH_MSG_TYPE_PORT_SEND_ONCE } from '../../shared/constants.js';
 import type { WireKmsg, WireRight } from '../../shared/kmsg-wire.js';
 import type { KMsg, RightInTransit } from '../../shared/message.js';
-import type { PortId, MemoryObjectRef } from '../../shared/types.js';
+import type { PortId } from '../../shared/types.js';
 
 /** Bytes of mach_msg_header_t (ILP32: bits, size, remote, local, seqno or voucher, id). */
 export const MACH_MSG_HEADER_SIZE = 24;
@@ -30,50 +26,6 @@ export function messageSize(kmsg: KMsg): number {
   const descriptors = kmsg.rights.length + kmsg.ool.length;
   const complex = descriptors === 0 ? 0 : MACH_MSG_BODY_SIZE + MACH_MSG_DESCRIPTOR_SIZE * descriptors;
   return MACH_MSG_HEADER_SIZE + complex + kmsg.body.length;
-}
-
-/** Dispositions a destination may be sent with, and what each leaves in the message. */
-export const SEND_DISPOSITIONS: ReadonlySet<number> = new Set([
-  MACH_MSG_TYPE_MOVE_SEND, MACH_MSG_TYPE_COPY_SEND, MACH_MSG_TYPE_MAKE_SEND,
-  MACH_MSG_TYPE_MOVE_SEND_ONCE, MACH_MSG_TYPE_MAKE_SEND_ONCE,
-]);
-
-export const PORT_DISPOSITIONS: ReadonlySet<number> = new Set([
-  ...SEND_DISPOSITIONS, MACH_MSG_TYPE_MOVE_RECEIVE,
-]);
-
-export function isSendOnceDisposition(disposition: number): boolean {
-  return disposition === MACH_MSG_TYPE_MOVE_SEND_ONCE || disposition === MACH_MSG_TYPE_MAKE_SEND_ONCE;
-}
-
-/** What a disposition needs the sender's name to hold: 'receive', 'send' or 'send-once'. */
-export function neededRight(disposition: number): 'receive' | 'send' | 'send-once' {
-  switch (disposition) {
-    case MACH_MSG_TYPE_MOVE_RECEIVE: case MACH_MSG_TYPE_MAKE_SEND: case MACH_MSG_TYPE_MAKE_SEND_ONCE:
-      return 'receive';
-    case MACH_MSG_TYPE_MOVE_SEND_ONCE:
-      return 'send-once';
-    default:
-      return 'send';
-  }
-}
-
-/** The right a disposition puts in a message. */
-export function transitKind(disposition: number): 'receive' | 'send' | 'send-once' {
-  switch (disposition) {
-    case MACH_MSG_TYPE_MOVE_RECEIVE: return 'receive';
-    case MACH_MSG_TYPE_MOVE_SEND_ONCE: case MACH_MSG_TYPE_MAKE_SEND_ONCE: return 'send-once';
-    default: return 'send';
-  }
-}
-
-/** The type a right in transit is received as (MACH_MSG_TYPE_PORT_*). */
-export function receivedType(right: RightInTransit): number {
-  switch (right.kind) {
-    case 'receive': return MACH_MSG_TYPE_PORT_RECEIVE;
-    case 'send-once': return MACH_MSG_TYPE_PORT_SEND_ONCE;
-    default: return MACH_MSG_TYPE_PORT_SEND;
-  }
 }
 
 const WIRE_KINDS = ['dead', 'receive', 'send', 'send-once'] as const;

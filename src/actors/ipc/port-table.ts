@@ -339,11 +339,12 @@ export class PortTable {
    * changed (the caller tries to reserve again).
    */
   async waitForPlace(port: PortId, observed: number, timeoutMs: number): Promise<boolean> {
-    const result = Atomics.waitAsync(this.#words, this.#at(port, WAKE), observed,
-      timeoutMs === Infinity ? undefined : timeoutMs);
-    const outcome = result.async ? await result.value : result.value;
-    return outcome !== 'timed-out';
+    const result = Atomics.waitAsync(this.#words, this.#at(port, WAKE), observed, timeoutMs === Infinity ? undefined : timeoutMs);
+    return (result.async ? await result.value : result.value) !== 'timed-out';
   }
+
+  /** Wakes waiting senders, no place freed: one whose deadline (clock.ts) passed leaves the wait. */
+  wakeWaiters(port: PortId): void { Atomics.notify(this.#words, this.#at(port, WAKE)); }
 
   /**
    * A reserved place is given back (the message was dequeued, or never sent). Every waiting

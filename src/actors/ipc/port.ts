@@ -1,45 +1,16 @@
 /**
- * Ports, receive side: a message queue with its limit, counters, waiting senders and receivers,
- * and port sets (Mach `ipc_port`, `ipc_mqueue` and `ipc_pset`). Pure and single-realm: the
- * message type is opaque and time comes from an injected `Clock`.
+ * Ports, receive side: a message queue with its counters and waiting receivers, and port sets
+ * (Mach `ipc_mqueue` and `ipc_pset`). Pure and single-realm: the message type is opaque and time
+ * comes from an injected `Clock`. The queue limit is not here: senders reserve their places in
+ * the port table (port-table.ts), which every node shares, before a message is sent, so a
+ * message that reaches its queue is always taken in.
  */
 import { ok as assert } from 'node:assert/strict';
 import {
-  KERN_INVALID_VALUE, KERN_SUCCESS, MACH_MSG_SUCCESS, MACH_PORT_QLIMIT_DEFAULT,
-  MACH_PORT_QLIMIT_MAX, MACH_RCV_IN_SET, MACH_RCV_PORT_CHANGED, MACH_RCV_PORT_DIED,
-  MACH_RCV_TIMED_OUT, MACH_RCV_TOO_LARGE, MACH_SEND_INVALID_DEST, MACH_SEND_TIMED_OUT,
+  KERN_INVALID_VALUE, KERN_SUCCESS, MACH_MSG_SUCCESS, MACH_RCV_IN_SET, MACH_RCV_PORT_CHANGED,
+  MACH_RCV_PORT_DIED, MACH_RCV_TIMED_OUT, MACH_RCV_TOO_LARGE, MACH_SEND_INVALID_DEST,
 } from '../../shared/constants.js';
-
-/** The timer source behind send and receive timeouts; tests inject a simulated one. */
-export interface Clock {
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-/** Node's own timers. setTimeout fires at once past 2^31 − 1 ms, so long waits are chained. */
-const TIMER_MAX = 0x7fffffff;
-export const systemClock: Clock = {
-  setTimeout(callback, ms) {
-    const handle: { timer?: ReturnType<typeof setTimeout> } = {};
-    const arm = (left: number): void => {
-      handle.timer = left > TIMER_MAX
-        ? setTimeout(() => arm(left - TIMER_MAX), TIMER_MAX)
-        : setTimeout(callback, left);
-    };
-    arm(ms);
-    return handle;
-  },
-  clearTimeout(handle) {
-    clearTimeout((handle as { timer?: ReturnType<typeof setTimeout> }).timer);
-  },
-};
-
-export interface SendOptions {
-  /** Milliseconds to wait for queue space; 0 polls; absent or Infinity waits for ever. */
-  readonly timeoutMs?: number;
-  /** The message travels on a send-once right: it ignores the queue limit. */
-  readonly sendOnce?: boolean;
-}
+import { Deadline, systemClock, type Clock } from './clock.js';
 
 /**
  * The receiver's buffer (mach_msg's rcv_size): a message that does not fit is answered with
@@ -57,6 +28,8 @@ export interface ReceiveLimit<M> {
 export interface ReceiveOptions<M = unknown> {
   /** Milliseconds to wait for a message; 0 polls; absent or Infinity waits for ever. */
   readonly timeoutMs?: number;
+  /** The caller's deadline, in place of `timeoutMs`: a call whose waits share one time limit. */
+  readonly deadline?: Deadline;
   readonly limit?: ReceiveLimit<M>;
 }
 
@@ -82,7 +55,8 @@ interface Delivery<M> {
 
 interface Receiver<M> {
   readonly resolve: (result: SetReceiveResult<M>) => void;
-  timer: unknown;
+  /** Stops its timeout (the receiver was served or failed first). */
+  disarm: () => void;
   readonly limit: ReceiveLimit<M> | undefined;
 }
 
@@ -90,14 +64,6 @@ interface Receiver<M> {
 function tooLarge<M>(limit: ReceiveLimit<M> | undefined, msg: M): limit is ReceiveLimit<M> {
   return limit !== undefined && !limit.fits(msg);
 }
-
-interface BlockedSender<M> {
-  readonly msg: M;
-  readonly resolve: (kr: number) => void;
-  timer: unknown;
-}
-
-const NO_TIMER = Symbol('no timer');
 
 /** `undefined` when the timeout is usable, else the RangeError to reject with. */
 function timeoutError(timeoutMs: number | undefined): RangeError | undefined {
@@ -107,24 +73,34 @@ function timeoutError(timeoutMs: number | undefined): RangeError | undefined {
     : new RangeError('options.timeoutMs must be a non-negative number or Infinity');
 }
 
-function isQlimit(qlimit: number): boolean {
-  return Number.isInteger(qlimit) && qlimit >= 0 && qlimit <= MACH_PORT_QLIMIT_MAX;
+/**
+ * The receive's time limit: the caller's deadline, or one of its own on `clock` (which the
+ * receiver's serving cancels, clearing its timer).
+ */
+function deadlineOf(clock: Clock, options: ReceiveOptions<never>): { deadline: Deadline; own: boolean } {
+  if (options.deadline !== undefined) return { deadline: options.deadline, own: false };
+  return { deadline: new Deadline(clock, options.timeoutMs ?? Infinity), own: true };
 }
 
 /**
- * Arms `waiter`'s timeout: after `timeoutMs`, `expire` runs unless the waiter was served first
- * (serving clears the timer). No timer at all for an unbounded wait.
+ * Makes `list`'s next waiting receiver: it leaves the list and gets MACH_RCV_TIMED_OUT when the
+ * deadline passes first.
  */
-function armTimer(clock: Clock, waiter: { timer: unknown }, timeoutMs: number | undefined,
-  expire: () => void): void {
-  waiter.timer = timeoutMs === undefined || timeoutMs === Infinity
-    ? NO_TIMER
-    : clock.setTimeout(expire, timeoutMs);
+function waitIn<M>(list: Array<Receiver<M>>, clock: Clock, options: ReceiveOptions<M>,
+  resolve: (result: SetReceiveResult<M>) => void): void {
+  const { deadline, own } = deadlineOf(clock, options as ReceiveOptions<never>);
+  const receiver: Receiver<M> = { resolve, disarm: () => {}, limit: options.limit };
+  const unsubscribe = deadline.onExpiry(() => {
+    removeFrom(list, receiver);
+    resolve({ kr: MACH_RCV_TIMED_OUT });
+  });
+  receiver.disarm = own ? () => deadline.cancel() : unsubscribe;
+  list.push(receiver);
 }
 
-function disarm(clock: Clock, waiter: { timer: unknown }): void {
-  if (waiter.timer !== NO_TIMER) clock.clearTimeout(waiter.timer);
-  waiter.timer = NO_TIMER;
+/** True when a receive with `options` must not wait (timeout 0, or a deadline already past). */
+function polls(options: ReceiveOptions<never>): boolean {
+  return options.deadline !== undefined ? options.deadline.expired : options.timeoutMs === 0;
 }
 
 function withoutPort<M>({ kr, msg, seqno }: SetReceiveResult<M>): ReceiveResult<M> {
@@ -138,65 +114,35 @@ function removeFrom<T>(list: T[], item: T): void {
 
 export interface PortOptions {
   readonly clock?: Clock;
-  /** Initial queue limit, 0..MACH_PORT_QLIMIT_MAX; MACH_PORT_QLIMIT_DEFAULT when absent. */
-  readonly qlimit?: number;
 }
 
 /**
- * One port's receive side. Senders past the queue limit wait in FIFO order (back-pressure, never
- * loss); receivers wait without spinning. Messages leave in arrival order, so each sender's
- * order is kept.
+ * One port's receive side. Receivers wait without spinning. Messages leave in arrival order, so
+ * each sender's order is kept.
  */
 export class Port<M> {
   readonly #clock: Clock;
   #state: PortState = 'active';
   #queue: M[] = [];
-  #qlimit: number;
   #seqno = 0;
   #mscount = 0;
-  #srights = 0;
-  #sorights = 0;
   readonly #receivers: Array<Receiver<M>> = [];
-  readonly #senders: Array<BlockedSender<M>> = [];
   #set: PortSet<M> | null = null;
 
   constructor(options: PortOptions = {}) {
-    const qlimit = options.qlimit ?? MACH_PORT_QLIMIT_DEFAULT;
-    if (!isQlimit(qlimit)) {
-      throw new RangeError(`options.qlimit must be an integer from 0 to ${MACH_PORT_QLIMIT_MAX}`);
-    }
     this.#clock = options.clock ?? systemClock;
-    this.#qlimit = qlimit;
   }
 
   get state(): PortState { return this.#state; }
-  get qlimit(): number { return this.#qlimit; }
-  /** Messages queued now (send-once messages may take it past the limit). */
+  /** Messages queued now. */
   get msgcount(): number { return this.#queue.length; }
   /** The sequence number the next dequeue will stamp. */
   get seqno(): number { return this.#seqno; }
   get mscount(): number { return this.#mscount; }
-  /** Send rights in existence, in any space or in transit (one per name, not per uref). */
-  get srights(): number { return this.#srights; }
-  get sorights(): number { return this.#sorights; }
   /** The set this port is a member of, if any. */
   get set(): PortSet<M> | null { return this.#set; }
-  /** Senders waiting for queue space. */
-  get blockedSenders(): number { return this.#senders.length; }
   /** Receivers waiting on this port directly. */
   get waitingReceivers(): number { return this.#receivers.length; }
-
-  /**
-   * mach_port_set_qlimit: changes the queue limit. Raising it admits waiting senders at once;
-   * lowering it keeps messages already queued.
-   * Returns: KERN_SUCCESS; KERN_INVALID_VALUE unless 0 ≤ qlimit ≤ MACH_PORT_QLIMIT_MAX.
-   */
-  setQlimit(qlimit: number): number {
-    if (!isQlimit(qlimit)) return KERN_INVALID_VALUE;
-    this.#qlimit = qlimit;
-    this.#admitSenders();
-    return KERN_SUCCESS;
-  }
 
   /** mach_port_set_seqno. Returns: KERN_SUCCESS; KERN_INVALID_VALUE for a negative non-integer. */
   setSeqno(seqno: number): number {
@@ -212,34 +158,12 @@ export class Port<M> {
     return KERN_SUCCESS;
   }
 
-  /** MAKE_SEND: make-send count and send-right count each up by one. */
+  /**
+   * MAKE_SEND: the make-send count goes up by one. (Send rights are counted in the port table,
+   * which alone decides no-senders.)
+   */
   makeSend(): void {
     this.#mscount++;
-    this.#srights++;
-  }
-
-  /** One more send right (COPY_SEND). */
-  copySend(): void {
-    this.#srights++;
-  }
-
-  /**
-   * One send right gone. Returns true when it was the last: the caller sends no-senders with
-   * the current `mscount` if a request is armed.
-   */
-  releaseSend(): boolean {
-    assert(this.#srights > 0, 'releaseSend with no send rights');
-    return --this.#srights === 0;
-  }
-
-  makeSendOnce(): void {
-    this.#sorights++;
-  }
-
-  /** A send-once right used or destroyed (the send-once notification is the caller's). */
-  releaseSendOnce(): void {
-    assert(this.#sorights > 0, 'releaseSendOnce with no send-once rights');
-    this.#sorights--;
   }
 
   /** The receive right moved (ipc_port_clear_receiver): mscount and seqno restart at 0. */
@@ -249,19 +173,14 @@ export class Port<M> {
   }
 
   /**
-   * Enqueues `msg` (ipc_mqueue_send). Straight to a waiting receiver if there is one; else into
-   * the queue when below the limit (always, for a send-once message); else the sender waits
-   * behind earlier blocked senders until a receive frees space.
-   * Conditions: on any result but MACH_MSG_SUCCESS the message was not queued and stays the
-   * caller's (its rights included).
-   * Returns (resolves to): MACH_MSG_SUCCESS; MACH_SEND_TIMED_OUT when no space came within
-   * `timeoutMs` (at once for 0); MACH_SEND_INVALID_DEST when the port is or becomes dead.
-   * Rejects with RangeError for a bad `timeoutMs`.
+   * Enqueues `msg` (ipc_mqueue_send): straight to a waiting receiver if there is one, else into
+   * the queue. Its sender reserved its place in the port table (or sent it on a send-once
+   * right, which takes no place), so it is never refused for space.
+   * Returns: MACH_MSG_SUCCESS; MACH_SEND_INVALID_DEST when the port is dead (the message stays
+   * the caller's, its rights included).
    */
-  send(msg: M, options: SendOptions = {}): Promise<number> {
-    const bad = timeoutError(options.timeoutMs);
-    if (bad) return Promise.reject(bad);
-    if (this.#state === 'dead') return Promise.resolve(MACH_SEND_INVALID_DEST);
+  send(msg: M): number {
+    if (this.#state === 'dead') return MACH_SEND_INVALID_DEST;
     // A waiting receiver means nothing is queued (here, or in any member of the set). As in
     // xnu's ipc_mqueue_post, a receiver whose buffer is too small under MACH_RCV_LARGE is woken
     // with the size and the message goes on to the next one (or the queue); one without
@@ -269,29 +188,17 @@ export class Port<M> {
     for (;;) {
       const receiver = this.#set !== null ? this.#set.takeReceiver() : this.#receivers.shift();
       if (receiver === undefined) break;
-      disarm(this.#clock, receiver);
+      receiver.disarm();
       if (tooLarge(receiver.limit, msg) && receiver.limit.large) {
         receiver.resolve({ kr: MACH_RCV_TOO_LARGE, msg, port: this });
         continue;
       }
       const kr = tooLarge(receiver.limit, msg) ? MACH_RCV_TOO_LARGE : MACH_MSG_SUCCESS;
       receiver.resolve({ kr, msg, seqno: this.#seqno++, port: this });
-      return Promise.resolve(MACH_MSG_SUCCESS);
+      return MACH_MSG_SUCCESS;
     }
-    if (options.sendOnce === true ||
-        (this.#senders.length === 0 && this.#queue.length < this.#qlimit)) {
-      this.#queue.push(msg);
-      return Promise.resolve(MACH_MSG_SUCCESS);
-    }
-    if (options.timeoutMs === 0) return Promise.resolve(MACH_SEND_TIMED_OUT);
-    return new Promise((resolve) => {
-      const sender: BlockedSender<M> = { msg, resolve, timer: NO_TIMER };
-      armTimer(this.#clock, sender, options.timeoutMs, () => {
-        removeFrom(this.#senders, sender);
-        resolve(MACH_SEND_TIMED_OUT);
-      });
-      this.#senders.push(sender);
-    });
+    this.#queue.push(msg);
+    return MACH_MSG_SUCCESS;
   }
 
   /**
@@ -299,9 +206,10 @@ export class Port<M> {
    * number; waits, without spinning, when none is queued.
    * Returns (resolves to): MACH_MSG_SUCCESS with `msg` and `seqno`; MACH_RCV_TOO_LARGE with the
    * message that does not fit `options.limit` (see ReceiveLimit); MACH_RCV_TIMED_OUT when none
-   * came within `timeoutMs` (at once for 0); MACH_RCV_IN_SET when the port is in a port set;
-   * MACH_RCV_PORT_CHANGED when it joined a set during the wait; MACH_RCV_PORT_DIED when the
-   * port is or becomes dead. Rejects with RangeError for a bad `timeoutMs`.
+   * came within `timeoutMs` (at once for 0) or by `deadline`; MACH_RCV_IN_SET when the port is
+   * in a port set; MACH_RCV_PORT_CHANGED when it joined a set during the wait;
+   * MACH_RCV_PORT_DIED when the port is or becomes dead. Rejects with RangeError for a bad
+   * `timeoutMs`.
    */
   receive(options: ReceiveOptions<M> = {}): Promise<ReceiveResult<M>> {
     const bad = timeoutError(options.timeoutMs);
@@ -309,24 +217,13 @@ export class Port<M> {
     if (this.#state === 'dead') return Promise.resolve({ kr: MACH_RCV_PORT_DIED });
     if (this.#set !== null) return Promise.resolve({ kr: MACH_RCV_IN_SET });
     if (this.ready) return Promise.resolve(withoutPort(this.serve(options.limit)));
-    if (options.timeoutMs === 0) return Promise.resolve({ kr: MACH_RCV_TIMED_OUT });
-    return new Promise((resolve) => {
-      const receiver: Receiver<M> = {
-        resolve: (result) => resolve(withoutPort(result)),
-        timer: NO_TIMER,
-        limit: options.limit,
-      };
-      armTimer(this.#clock, receiver, options.timeoutMs, () => {
-        removeFrom(this.#receivers, receiver);
-        resolve({ kr: MACH_RCV_TIMED_OUT });
-      });
-      this.#receivers.push(receiver);
-    });
+    if (polls(options as ReceiveOptions<never>)) return Promise.resolve({ kr: MACH_RCV_TIMED_OUT });
+    return new Promise((resolve) => waitIn(this.#receivers, this.#clock, options, (result) => resolve(withoutPort(result))));
   }
 
   /**
-   * The port dies (ipc_port_destroy): waiting receivers get MACH_RCV_PORT_DIED, blocked senders
-   * MACH_SEND_INVALID_DEST (keeping their messages), and the port leaves its set. Idempotent.
+   * The port dies (ipc_port_destroy): waiting receivers get MACH_RCV_PORT_DIED and the port
+   * leaves its set. Idempotent.
    * Returns the messages that were queued: the caller destroys the rights inside them.
    */
   destroy(): M[] {
@@ -335,14 +232,7 @@ export class Port<M> {
     this.#set?.remove(this);
     const queued = this.#queue;
     this.#queue = [];
-    for (const receiver of this.#receivers.splice(0)) {
-      disarm(this.#clock, receiver);
-      receiver.resolve({ kr: MACH_RCV_PORT_DIED });
-    }
-    for (const sender of this.#senders.splice(0)) {
-      disarm(this.#clock, sender);
-      sender.resolve(MACH_SEND_INVALID_DEST);
-    }
+    this.failReceivers(MACH_RCV_PORT_DIED);
     return queued;
   }
 
@@ -352,7 +242,7 @@ export class Port<M> {
    */
   failReceivers(kr: number): void {
     for (const receiver of this.#receivers.splice(0)) {
-      disarm(this.#clock, receiver);
+      receiver.disarm();
       receiver.resolve({ kr });
     }
   }
@@ -364,7 +254,7 @@ export class Port<M> {
 
   /** True when a receive would get a message now. @internal */
   get ready(): boolean {
-    return this.#queue.length > 0 || this.#senders.length > 0;
+    return this.#queue.length > 0;
   }
 
   /**
@@ -373,30 +263,19 @@ export class Port<M> {
    * @internal Shared with PortSet.
    */
   serve(limit: ReceiveLimit<M> | undefined): SetReceiveResult<M> {
-    const head = this.#queue.length > 0 ? this.#queue[0]! : this.#senders[0]!.msg;
+    const head = this.#queue[0]!;
     if (tooLarge(limit, head) && limit.large) return { kr: MACH_RCV_TOO_LARGE, msg: head, port: this };
     const kr = tooLarge(limit, head) ? MACH_RCV_TOO_LARGE : MACH_MSG_SUCCESS;
     return { kr, ...this.take()!, port: this };
   }
 
   /**
-   * Takes the next message, if any: from the queue (then admits blocked senders into the space
-   * it freed), or, with nothing queued and a qlimit of 0, straight from the first blocked sender.
+   * Takes the next message, if any.
    * @internal Shared with PortSet.
    */
   take(): Delivery<M> | undefined {
-    let msg: M;
-    if (this.#queue.length > 0) {
-      msg = this.#queue.shift()!;
-      this.#admitSenders();
-    } else {
-      const sender = this.#senders.shift();
-      if (sender === undefined) return undefined;
-      disarm(this.#clock, sender);
-      sender.resolve(MACH_MSG_SUCCESS);
-      msg = sender.msg;
-    }
-    return { msg, seqno: this.#seqno++ };
+    if (this.#queue.length === 0) return undefined;
+    return { msg: this.#queue.shift()!, seqno: this.#seqno++ };
   }
 
   /**
@@ -406,20 +285,7 @@ export class Port<M> {
    */
   attach(set: PortSet<M> | null): void {
     this.#set = set;
-    if (set === null) return;
-    for (const receiver of this.#receivers.splice(0)) {
-      disarm(this.#clock, receiver);
-      receiver.resolve({ kr: MACH_RCV_PORT_CHANGED });
-    }
-  }
-
-  #admitSenders(): void {
-    while (this.#senders.length > 0 && this.#queue.length < this.#qlimit) {
-      const sender = this.#senders.shift()!;
-      disarm(this.#clock, sender);
-      this.#queue.push(sender.msg);
-      sender.resolve(MACH_MSG_SUCCESS);
-    }
+    if (set !== null) this.failReceivers(MACH_RCV_PORT_CHANGED);
   }
 }
 
@@ -461,7 +327,7 @@ export class PortSet<M> {
     port.attach(this);
     while (this.#receivers.length > 0 && port.ready) {
       const receiver = this.#receivers.shift()!;
-      disarm(this.#clock, receiver);
+      receiver.disarm();
       receiver.resolve(port.serve(receiver.limit));
     }
   }
@@ -497,15 +363,8 @@ export class PortSet<M> {
       this.#cursor = (index + 1) % count;
       return Promise.resolve(port.serve(options.limit));
     }
-    if (options.timeoutMs === 0) return Promise.resolve({ kr: MACH_RCV_TIMED_OUT });
-    return new Promise((resolve) => {
-      const receiver: Receiver<M> = { resolve, timer: NO_TIMER, limit: options.limit };
-      armTimer(this.#clock, receiver, options.timeoutMs, () => {
-        removeFrom(this.#receivers, receiver);
-        resolve({ kr: MACH_RCV_TIMED_OUT });
-      });
-      this.#receivers.push(receiver);
-    });
+    if (polls(options as ReceiveOptions<never>)) return Promise.resolve({ kr: MACH_RCV_TIMED_OUT });
+    return new Promise((resolve) => waitIn(this.#receivers, this.#clock, options, resolve));
   }
 
   /**
@@ -517,7 +376,7 @@ export class PortSet<M> {
     this.#state = 'dead';
     for (const port of [...this.#members]) this.remove(port);
     for (const receiver of this.#receivers.splice(0)) {
-      disarm(this.#clock, receiver);
+      receiver.disarm();
       receiver.resolve({ kr: MACH_RCV_PORT_DIED });
     }
   }

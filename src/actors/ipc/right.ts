@@ -6,17 +6,19 @@
  */
 import { ok as assert } from 'node:assert/strict';
 import {
-  KERN_INVALID_ARGUMENT, KERN_INVALID_NAME, KERN_INVALID_RIGHT, KERN_INVALID_VALUE, KERN_NO_SPACE, KERN_NOT_IN_SET,
-  KERN_RESOURCE_SHORTAGE, KERN_SUCCESS, KERN_UREFS_OVERFLOW, MACH_MSG_TYPE_COPY_SEND,
-  MACH_MSG_TYPE_MAKE_SEND, MACH_MSG_TYPE_MAKE_SEND_ONCE, MACH_MSG_TYPE_MOVE_RECEIVE,
-  MACH_MSG_TYPE_MOVE_SEND, MACH_MSG_TYPE_MOVE_SEND_ONCE, MACH_NOTIFY_DEAD_NAME,
-  MACH_NOTIFY_PORT_DELETED, MACH_PORT_RIGHT_DEAD_NAME, MACH_PORT_RIGHT_PORT_SET,
-  MACH_PORT_RIGHT_RECEIVE, MACH_PORT_RIGHT_SEND, MACH_PORT_RIGHT_SEND_ONCE,
-  MACH_PORT_TYPE_DEAD_NAME, MACH_PORT_TYPE_DNREQUEST, MACH_PORT_TYPE_PORT_SET,
-  MACH_PORT_TYPE_RECEIVE, MACH_PORT_TYPE_SEND, MACH_PORT_TYPE_SEND_ONCE, MACH_PORT_UREFS_MAX,
+  KERN_INVALID_ARGUMENT, KERN_INVALID_NAME, KERN_INVALID_RIGHT, KERN_INVALID_VALUE, KERN_NO_SPACE,
+  KERN_NOT_IN_SET, KERN_RESOURCE_SHORTAGE, KERN_SUCCESS, KERN_UREFS_OVERFLOW,
+  MACH_MSG_TYPE_COPY_SEND, MACH_MSG_TYPE_MAKE_SEND, MACH_MSG_TYPE_MAKE_SEND_ONCE,
+  MACH_MSG_TYPE_MOVE_RECEIVE, MACH_MSG_TYPE_MOVE_SEND, MACH_MSG_TYPE_MOVE_SEND_ONCE,
+  MACH_NOTIFY_DEAD_NAME, MACH_NOTIFY_PORT_DELETED, MACH_PORT_RIGHT_DEAD_NAME,
+  MACH_PORT_RIGHT_PORT_SET, MACH_PORT_RIGHT_RECEIVE, MACH_PORT_RIGHT_SEND,
+  MACH_PORT_RIGHT_SEND_ONCE, MACH_PORT_TYPE_DEAD_NAME, MACH_PORT_TYPE_DNREQUEST,
+  MACH_PORT_TYPE_PORT_SET, MACH_PORT_TYPE_RECEIVE, MACH_PORT_TYPE_SEND, MACH_PORT_TYPE_SEND_ONCE,
+  MACH_PORT_UREFS_MAX,
 } from '../../shared/constants.js';
 import { PORT_NAME_DEAD, PORT_NAME_NULL, type PortOps } from './ipc-types.js';
 import { MACH_PORT_TYPE_SEND_RECEIVE, NameSpace, newEntry, type IpcEntry } from './name-space.js';
+import { RightEdit, type DeadNameRequest, type DnrequestResult } from './right-edit.js';
 import type { RightInTransit } from '../../shared/message.js';
 import type { PortId, PortName } from '../../shared/types.js';
 
@@ -30,9 +32,6 @@ export interface NamesResult extends KrResult {
 }
 export interface SetStatusResult extends KrResult { readonly members: readonly PortName[] }
 export interface CopyinResult extends KrResult { readonly right: RightInTransit | null }
-export interface DnrequestResult extends KrResult { readonly previous: PortId | null }
-/** A name that became dead with a dead-name request: send MACH_NOTIFY_DEAD_NAME to `notify`. */
-export interface DeadNameRequest { readonly name: PortName; readonly notify: PortId }
 
 /** MACH_PORT_TYPE(right) = 1 << (right + 16). */
 function typeOfRight(right: number): number {
@@ -48,29 +47,6 @@ const DISPOSITIONS: ReadonlySet<number> = new Set([
   MACH_MSG_TYPE_MOVE_RECEIVE, MACH_MSG_TYPE_MOVE_SEND, MACH_MSG_TYPE_MOVE_SEND_ONCE,
   MACH_MSG_TYPE_COPY_SEND, MACH_MSG_TYPE_MAKE_SEND, MACH_MSG_TYPE_MAKE_SEND_ONCE,
 ]);
-
-/**
- * Port effects held back until the space's own change is committed: `ops` calls in the order
- * the change made them, then notifications to dead-name requests (xnu sends port-deleted last).
- */
-class Effects {
-  readonly #calls: Array<() => void> = [];
-  readonly #notices: Array<() => void> = [];
-
-  push(call: () => void): void {
-    this.#calls.push(call);
-  }
-
-  notice(call: () => void): void {
-    this.#notices.push(call);
-  }
-
-  run<T>(result: T): T {
-    for (const call of this.#calls) call();
-    for (const call of this.#notices) call();
-    return result;
-  }
-}
 
 const fail = <T extends object>(kr: number, out: T): KrResult & T => ({ kr, ...out });
 
@@ -122,12 +98,12 @@ export class PortRights {
   deallocate(name: PortName): KrResult {
     const entry = this.#space.lookup(name);
     if (entry === undefined) return { kr: KERN_INVALID_NAME };
-    const after = new Effects();
-    if (entry.type === MACH_PORT_TYPE_SEND_ONCE) this.#destroySendOnce(name, entry, after);
-    else if (entry.type & MACH_PORT_TYPE_SEND) this.#setSendUrefs(name, entry, entry.urefs - 1, after);
-    else if (entry.type === MACH_PORT_TYPE_DEAD_NAME) this.#setDeadUrefs(name, entry, entry.urefs - 1);
+    const edit = new RightEdit(this.#space, this.#ops);
+    if (entry.type === MACH_PORT_TYPE_SEND_ONCE) edit.destroySendOnce(name, entry);
+    else if (entry.type & MACH_PORT_TYPE_SEND) edit.setSendUrefs(name, entry, entry.urefs - 1);
+    else if (entry.type === MACH_PORT_TYPE_DEAD_NAME) edit.setDeadUrefs(name, entry, entry.urefs - 1);
     else return { kr: KERN_INVALID_RIGHT };
-    return after.run({ kr: KERN_SUCCESS });
+    return edit.commit({ kr: KERN_SUCCESS });
   }
 
   /**
@@ -139,21 +115,21 @@ export class PortRights {
   destroy(name: PortName): KrResult {
     const entry = this.#space.lookup(name);
     if (entry === undefined) return { kr: KERN_INVALID_NAME };
-    const after = new Effects();
+    const edit = new RightEdit(this.#space, this.#ops);
     const { type, port } = entry;
     if (type === MACH_PORT_TYPE_PORT_SET) {
-      this.#destroySet(name, entry, after);
+      edit.destroySet(name, entry);
     } else if (type === MACH_PORT_TYPE_SEND_ONCE) {
-      this.#destroySendOnce(name, entry, after);
+      edit.destroySendOnce(name, entry);
     } else if (type === MACH_PORT_TYPE_DEAD_NAME) {
       this.#space.remove(name);
     } else {
-      this.#removeName(name, entry, after);
+      edit.removeName(name, entry);
       // Mach order (ipc_right_destroy): the send right goes first, then the port dies.
-      if (type & MACH_PORT_TYPE_SEND) after.push(() => this.#ops.releaseSend(port!));
-      if (type & MACH_PORT_TYPE_RECEIVE) after.push(() => this.#ops.destroyReceive(port!));
+      if (type & MACH_PORT_TYPE_SEND) edit.push(() => this.#ops.releaseSend(port!));
+      if (type & MACH_PORT_TYPE_RECEIVE) edit.push(() => this.#ops.destroyReceive(port!));
     }
-    return after.run({ kr: KERN_SUCCESS });
+    return edit.commit({ kr: KERN_SUCCESS });
   }
 
   /**
@@ -170,21 +146,21 @@ export class PortRights {
     const entry = this.#space.lookup(name);
     if (entry === undefined) return { kr: KERN_INVALID_NAME };
     if ((entry.type & typeOfRight(right)) === 0) return { kr: KERN_INVALID_RIGHT };
-    const after = new Effects();
+    const edit = new RightEdit(this.#space, this.#ops);
     if (right === MACH_PORT_RIGHT_SEND || right === MACH_PORT_RIGHT_DEAD_NAME) {
       const urefs = entry.urefs + delta;
       if (urefs < 0) return { kr: KERN_INVALID_VALUE };
       if (urefs > MACH_PORT_UREFS_MAX) return { kr: KERN_UREFS_OVERFLOW };
-      if (right === MACH_PORT_RIGHT_SEND) this.#setSendUrefs(name, entry, urefs, after);
-      else this.#setDeadUrefs(name, entry, urefs);
-      return after.run({ kr: KERN_SUCCESS });
+      if (right === MACH_PORT_RIGHT_SEND) edit.setSendUrefs(name, entry, urefs);
+      else edit.setDeadUrefs(name, entry, urefs);
+      return edit.commit({ kr: KERN_SUCCESS });
     }
     if (delta === 0) return { kr: KERN_SUCCESS };
     if (delta !== -1) return { kr: KERN_INVALID_VALUE };
-    if (right === MACH_PORT_RIGHT_SEND_ONCE) this.#destroySendOnce(name, entry, after);
-    else if (right === MACH_PORT_RIGHT_PORT_SET) this.#destroySet(name, entry, after);
-    else this.#destroyReceiveRight(name, entry, after);
-    return after.run({ kr: KERN_SUCCESS });
+    if (right === MACH_PORT_RIGHT_SEND_ONCE) edit.destroySendOnce(name, entry);
+    else if (right === MACH_PORT_RIGHT_PORT_SET) edit.destroySet(name, entry);
+    else edit.destroyReceiveRight(name, entry);
+    return edit.commit({ kr: KERN_SUCCESS });
   }
 
   /**
@@ -268,92 +244,95 @@ export class PortRights {
    * with `sync` 0; KERN_UREFS_OVERFLOW when a dead name already holds MACH_PORT_UREFS_MAX urefs.
    */
   requestDeadName(name: PortName, notify: PortId | null, sync = 0): DnrequestResult {
-    const none = { previous: null };
+    return new RightEdit(this.#space, this.#ops).requestDeadName(name, notify, sync);
+  }
+
+  /**
+   * What copyin of `name` by `disposition` would take, checked without taking it (one rule for
+   * copyin itself, mach_msg's checks before anything is taken, and insert_right):
+   * MOVE_RECEIVE, MAKE_SEND and MAKE_SEND_ONCE need the receive right; COPY_SEND and MOVE_SEND a
+   * send right; MOVE_SEND_ONCE a send-once right; a dead name given to COPY_SEND, MOVE_SEND or
+   * MOVE_SEND_ONCE yields a dead right.
+   * Returns: KERN_SUCCESS with the entry and the kind of right copyin would give ('dead' for a
+   * dead name); KERN_INVALID_VALUE for another disposition; KERN_INVALID_NAME; KERN_INVALID_RIGHT
+   * when the name holds no right the disposition accepts.
+   */
+  copyinCheck(name: PortName, disposition: number): KrResult & { entry?: IpcEntry; kind?: RightInTransit['kind'] } {
+    if (!DISPOSITIONS.has(disposition)) return { kr: KERN_INVALID_VALUE };
     const entry = this.#space.lookup(name);
-    if (entry === undefined) return fail(KERN_INVALID_NAME, none);
-    if (entry.type === MACH_PORT_TYPE_PORT_SET) return fail(KERN_INVALID_RIGHT, none);
-    if (entry.type === MACH_PORT_TYPE_DEAD_NAME) {
-      if (notify === null) return { kr: KERN_SUCCESS, previous: null };
-      if (sync === 0) return fail(KERN_INVALID_ARGUMENT, none);
-      if (entry.urefs >= MACH_PORT_UREFS_MAX) return fail(KERN_UREFS_OVERFLOW, none);
-      entry.urefs++;
-      this.#ops.notify(MACH_NOTIFY_DEAD_NAME, notify, name);
-      return { kr: KERN_SUCCESS, previous: null };
+    if (entry === undefined) return { kr: KERN_INVALID_NAME };
+    const { type } = entry;
+    const dead = type === MACH_PORT_TYPE_DEAD_NAME;
+    let has: boolean;
+    let kind: RightInTransit['kind'];
+    switch (disposition) {
+      case MACH_MSG_TYPE_MOVE_RECEIVE: case MACH_MSG_TYPE_MAKE_SEND: case MACH_MSG_TYPE_MAKE_SEND_ONCE:
+        has = (type & MACH_PORT_TYPE_RECEIVE) !== 0;
+        kind = disposition === MACH_MSG_TYPE_MOVE_RECEIVE ? 'receive' : disposition === MACH_MSG_TYPE_MAKE_SEND ? 'send' : 'send-once';
+        break;
+      case MACH_MSG_TYPE_COPY_SEND: case MACH_MSG_TYPE_MOVE_SEND:
+        has = dead || (type & MACH_PORT_TYPE_SEND) !== 0;
+        kind = dead ? 'dead' : 'send';
+        break;
+      default: // MACH_MSG_TYPE_MOVE_SEND_ONCE
+        has = dead || type === MACH_PORT_TYPE_SEND_ONCE;
+        kind = dead ? 'dead' : 'send-once';
     }
-    const previous = entry.dnrequest;
-    entry.dnrequest = notify;
-    if (previous === null && notify !== null) this.#ops.dnrequestArm(entry.port!);
-    if (previous !== null && notify === null) this.#ops.dnrequestCancel(entry.port!);
-    return { kr: KERN_SUCCESS, previous };
+    return has ? { kr: KERN_SUCCESS, entry, kind } : { kr: KERN_INVALID_RIGHT };
   }
 
   /**
    * Takes the right `name` holds out of the space as a message disposition would
-   * (`ipc_right_copyin`): MOVE_RECEIVE, MAKE_SEND and MAKE_SEND_ONCE need the receive right;
-   * COPY_SEND and MOVE_SEND need a send right; MOVE_SEND_ONCE a send-once right. A dead name
-   * given to COPY_SEND, MOVE_SEND or MOVE_SEND_ONCE yields a dead right (MOVE_* consume a uref).
+   * (`ipc_right_copyin`), if `copyinCheck` allows; a dead name yields a dead right (MOVE_*
+   * consume a uref).
    * Conditions: the returned right is owned by the caller (copy it out, or destroy it with
    * `destroyRightInTransit`). A name that stops denoting its right sends port-deleted to its
    * dead-name request.
-   * Returns: KERN_SUCCESS and the right; KERN_INVALID_VALUE for another disposition;
-   * KERN_INVALID_NAME; KERN_INVALID_RIGHT when the name holds no right the disposition accepts.
+   * Returns: KERN_SUCCESS and the right; otherwise what copyinCheck returns, with no right.
    */
   copyin(name: PortName, disposition: number): CopyinResult {
-    if (!DISPOSITIONS.has(disposition)) return fail(KERN_INVALID_VALUE, { right: null });
-    const entry = this.#space.lookup(name);
-    if (entry === undefined) return fail(KERN_INVALID_NAME, { right: null });
-    const { type } = entry;
+    const { kr, entry, kind } = this.copyinCheck(name, disposition);
+    if (entry === undefined || kind === undefined) return fail(kr, { right: null });
     const port = entry.port!;
-    const after = new Effects();
-    const dead = type === MACH_PORT_TYPE_DEAD_NAME;
-    let right: RightInTransit;
+    const edit = new RightEdit(this.#space, this.#ops);
+    if (kind === 'dead') {
+      if (disposition !== MACH_MSG_TYPE_COPY_SEND) edit.setDeadUrefs(name, entry, entry.urefs - 1);
+      return edit.commit({ kr: KERN_SUCCESS, right: { kind } });
+    }
     switch (disposition) {
+      case MACH_MSG_TYPE_MAKE_SEND: edit.push(() => this.#ops.makeSend(port)); break;
+      case MACH_MSG_TYPE_MAKE_SEND_ONCE: edit.push(() => this.#ops.makeSendOnce(port)); break;
       case MACH_MSG_TYPE_MOVE_RECEIVE:
-      case MACH_MSG_TYPE_MAKE_SEND:
-      case MACH_MSG_TYPE_MAKE_SEND_ONCE:
-        if ((type & MACH_PORT_TYPE_RECEIVE) === 0) return fail(KERN_INVALID_RIGHT, { right: null });
-        if (disposition === MACH_MSG_TYPE_MAKE_SEND) {
-          after.push(() => this.#ops.makeSend(port));
-          right = { kind: 'send', portId: port };
-        } else if (disposition === MACH_MSG_TYPE_MAKE_SEND_ONCE) {
-          after.push(() => this.#ops.makeSendOnce(port));
-          right = { kind: 'send-once', portId: port };
-        } else {
-          this.#leaveSet(name, entry, after);
-          if (type & MACH_PORT_TYPE_SEND) this.#space.setType(name, MACH_PORT_TYPE_SEND);
-          else this.#removeName(name, entry, after);
-          after.push(() => this.#ops.clearReceiver(port));
-          right = { kind: 'receive', portId: port };
-        }
+        edit.leaveSet(name, entry);
+        if (entry.type & MACH_PORT_TYPE_SEND) this.#space.setType(name, MACH_PORT_TYPE_SEND);
+        else edit.removeName(name, entry);
+        edit.push(() => this.#ops.clearReceiver(port));
         break;
-      case MACH_MSG_TYPE_COPY_SEND:
-      case MACH_MSG_TYPE_MOVE_SEND:
-        if (dead) {
-          if (disposition === MACH_MSG_TYPE_MOVE_SEND) this.#setDeadUrefs(name, entry, entry.urefs - 1);
-          right = { kind: 'dead' };
+      case MACH_MSG_TYPE_COPY_SEND: case MACH_MSG_TYPE_MOVE_SEND:
+        if (disposition === MACH_MSG_TYPE_COPY_SEND || entry.urefs > 1) {
+          // A new send right is split off; MOVE_SEND gives up the uref it came from.
+          if (disposition === MACH_MSG_TYPE_MOVE_SEND) entry.urefs--;
+          edit.push(() => this.#ops.copySend(port));
         } else {
-          if ((type & MACH_PORT_TYPE_SEND) === 0) return fail(KERN_INVALID_RIGHT, { right: null });
-          if (disposition === MACH_MSG_TYPE_COPY_SEND || entry.urefs > 1) {
-            // A new send right is split off; MOVE_SEND gives up the uref it came from.
-            if (disposition === MACH_MSG_TYPE_MOVE_SEND) entry.urefs--;
-            after.push(() => this.#ops.copySend(port));
-          } else {
-            this.#dropLastSend(name, entry, after); // the name's own right travels
-          }
-          right = { kind: 'send', portId: port };
+          edit.dropLastSend(name, entry); // the name's own right travels
         }
         break;
       default: // MACH_MSG_TYPE_MOVE_SEND_ONCE
-        if (dead) {
-          this.#setDeadUrefs(name, entry, entry.urefs - 1);
-          right = { kind: 'dead' };
-        } else {
-          if (type !== MACH_PORT_TYPE_SEND_ONCE) return fail(KERN_INVALID_RIGHT, { right: null });
-          this.#removeName(name, entry, after);
-          right = { kind: 'send-once', portId: port };
-        }
+        edit.removeName(name, entry);
     }
-    return after.run({ kr: KERN_SUCCESS, right });
+    return edit.commit({ kr: KERN_SUCCESS, right: { kind, portId: port } });
+  }
+
+  /**
+   * The port of the receive right `name` holds.
+   * Returns: KERN_SUCCESS and the port; KERN_INVALID_NAME; KERN_INVALID_RIGHT when `name` holds
+   * no receive right.
+   */
+  receivePort(name: PortName): KrResult & { port?: PortId } {
+    const entry = this.#space.lookup(name);
+    if (entry === undefined) return { kr: KERN_INVALID_NAME };
+    if ((entry.type & MACH_PORT_TYPE_RECEIVE) === 0) return { kr: KERN_INVALID_RIGHT };
+    return { kr: KERN_SUCCESS, port: entry.port! };
   }
 
   /**
@@ -404,124 +383,7 @@ export class PortRights {
    * Conditions: this space holds no receive right for `port`. Calls no `PortOps`.
    */
   portDied(port: PortId): DeadNameRequest[] {
-    const requests: DeadNameRequest[] = [];
-    for (const name of this.#space.namesOfPort(port)) {
-      const entry = this.#space.lookup(name)!;
-      assert((entry.type & MACH_PORT_TYPE_RECEIVE) === 0, `port ${port} died under its receiver`);
-      this.#space.setType(name, MACH_PORT_TYPE_DEAD_NAME);
-      if (entry.dnrequest !== null) {
-        requests.push({ name, notify: entry.dnrequest });
-        entry.dnrequest = null;
-        entry.urefs = Math.min(entry.urefs + 1, MACH_PORT_UREFS_MAX);
-      }
-    }
-    return requests;
-  }
-
-  /** Sets a send right's urefs (≥ 0); at 0 the send right is released. */
-  #setSendUrefs(name: PortName, entry: IpcEntry, urefs: number, after: Effects): void {
-    if (urefs > 0) {
-      entry.urefs = urefs;
-      return;
-    }
-    const port = entry.port!;
-    this.#dropLastSend(name, entry, after);
-    after.push(() => this.#ops.releaseSend(port));
-  }
-
-  /** The name's send right leaves it: a receive right sharing the name stays. */
-  #dropLastSend(name: PortName, entry: IpcEntry, after: Effects): void {
-    if (entry.type & MACH_PORT_TYPE_RECEIVE) {
-      this.#space.setType(name, MACH_PORT_TYPE_RECEIVE);
-      entry.urefs = 0;
-    } else {
-      this.#removeName(name, entry, after);
-    }
-  }
-
-  #setDeadUrefs(name: PortName, entry: IpcEntry, urefs: number): void {
-    if (urefs > 0) entry.urefs = urefs;
-    else this.#space.remove(name);
-  }
-
-  #destroySendOnce(name: PortName, entry: IpcEntry, after: Effects): void {
-    const port = entry.port!;
-    this.#removeName(name, entry, after);
-    after.push(() => this.#ops.releaseSendOnce(port));
-  }
-
-  /**
-   * The receive right under `name` is destroyed (mod_refs −1). A send right sharing the name
-   * becomes a dead name (the port dies first, so no releaseSend, as in xnu's ipc_right_delta);
-   * a request on it fires as a dead-name notification with one more uref.
-   */
-  #destroyReceiveRight(name: PortName, entry: IpcEntry, after: Effects): void {
-    const port = entry.port!;
-    this.#leaveSet(name, entry, after);
-    if (entry.type & MACH_PORT_TYPE_SEND) {
-      this.#space.setType(name, MACH_PORT_TYPE_DEAD_NAME);
-      const notify = entry.dnrequest;
-      after.push(() => this.#ops.destroyReceive(port));
-      if (notify !== null) {
-        entry.dnrequest = null;
-        entry.urefs = Math.min(entry.urefs + 1, MACH_PORT_UREFS_MAX);
-        after.push(() => this.#ops.dnrequestCancel(port));
-        after.push(() => this.#ops.notify(MACH_NOTIFY_DEAD_NAME, notify, name));
-      }
-    } else {
-      this.#removeName(name, entry, after);
-      after.push(() => this.#ops.destroyReceive(port));
-    }
-  }
-
-  #destroySet(name: PortName, entry: IpcEntry, after: Effects): void {
-    for (const member of entry.members!) {
-      const memberEntry = this.#space.lookup(member)!;
-      this.#leaveSet(member, memberEntry, after);
-    }
-    const set = entry.port!;
-    this.#space.remove(name);
-    after.push(() => this.#ops.destroyPortSet(set));
-  }
-
-  /** Takes a receive right out of its port set, if it is in one. */
-  #leaveSet(name: PortName, entry: IpcEntry, after: Effects): void {
-    if (entry.inSet === PORT_NAME_NULL) return;
-    this.#space.lookup(entry.inSet)!.members!.delete(name);
-    entry.inSet = PORT_NAME_NULL;
-    const port = entry.port!;
-    after.push(() => this.#ops.setMembership(port, null));
-  }
-
-  /**
-   * Frees a name that holds a port right; its dead-name request, if any, is cancelled and gets
-   * MACH_NOTIFY_PORT_DELETED (after the caller's other effects).
-   */
-  #removeName(name: PortName, entry: IpcEntry, after: Effects): void {
-    const port = entry.port!;
-    const notify = entry.dnrequest;
-    this.#leaveSet(name, entry, after);
-    this.#space.remove(name);
-    if (notify === null) return;
-    after.notice(() => {
-      this.#ops.dnrequestCancel(port);
-      this.#ops.notify(MACH_NOTIFY_PORT_DELETED, notify, name);
-    });
-  }
-}
-
-/**
- * Destroys a right in transit that will never be copied out (a destroyed or undeliverable
- * message): a receive right kills its port, a send right is released, a send-once right sends
- * its port a send-once notification, a dead right is nothing.
- * Conditions: consumes `right`.
- */
-export function destroyRightInTransit(right: RightInTransit, ops: PortOps): void {
-  switch (right.kind) {
-    case 'receive': ops.destroyReceive(right.portId); break;
-    case 'send': ops.releaseSend(right.portId); break;
-    case 'send-once': ops.releaseSendOnce(right.portId); break;
-    case 'dead': break;
+    return new RightEdit(this.#space, this.#ops).portDied(port);
   }
 }
 

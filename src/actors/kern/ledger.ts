@@ -4,9 +4,15 @@
  * SharedArrayBuffer so tasks on every node charge the same balance with Atomics, lock-free.
  */
 import { TASK_LEDGER_COUNT } from '../../shared/constants.js';
-import {
-  LEDGER_BALANCE, LEDGER_LIMIT, LEDGER_WORDS, type LedgerRef, type TaskLedgers,
-} from '../../shared/protocol.js';
+import type { LedgerRef, TaskLedgers } from '../../shared/protocol.js';
+
+/**
+ * Layout of a ledger's `sab` (LedgerRef; BigInt64 words, updated with Atomics):
+ *   | 0: limit in bytes | 1: bytes charged |
+ */
+export const LEDGER_LIMIT = 0;
+export const LEDGER_BALANCE = 1;
+export const LEDGER_WORDS = 2;
 
 const UNLIMITED = (1n << 63n) - 1n;
 

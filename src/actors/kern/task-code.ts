@@ -4,9 +4,14 @@
  * no module, export, return value or thrown value can take the node down.
  */
 import { workerData } from 'node:worker_threads';
-import { KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_SUCCESS } from '../../shared/constants.js';
+import { KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_SUCCESS, KERN_TERMINATED } from '../../shared/constants.js';
 import { NodeActivity } from '../../shared/node-activity.js';
-import type { SerializedError } from '../../shared/protocol.js';
+import type { NodeApi, SerializedError } from '../../shared/protocol.js';
+import type { TaskContext } from '../../shared/context.js';
+import { KernError } from '../../shared/errors.js';
+import { taskIpcMach, type TaskCall } from '../../shared/ipc-facade.js';
+import { taskMach, type CallOnTask } from '../../shared/task-facade.js';
+import type { TaskActor } from './task.js';
 
 export type TaskEntry = (...args: unknown[]) => unknown;
 export type CodeReply = { kr: number; value?: unknown; error?: SerializedError };
@@ -57,6 +62,29 @@ function refuse(message: string): { kr: number; error: SerializedError } {
 }
 
 /**
+ * Runs `exportName` of the module at `moduleUrl` on node `node`, in `task` (undefined when no
+ * live task `id` is there): it receives the TaskContext `context` makes and `args`. Waits while
+ * the task is suspended. Every failure but KERN_TERMINATED carries an error whose message names
+ * the module and export or what the code threw.
+ * Returns KERN_SUCCESS with the function's result; KERN_INVALID_ARGUMENT for an unknown task,
+ * malformed arguments, a relative or missing module, or an export that is missing or not a
+ * function; KERN_TERMINATED when the task ends before it could run; KERN_FAILURE when loading
+ * or running the code throws. A result that cannot be cloned is answered by node-main with
+ * KERN_FAILURE (see uncloneableReply).
+ */
+export async function executeTask(task: TaskActor | undefined, id: number, node: number, moduleUrl: string,
+  exportName: string, args: readonly unknown[], context: (task: TaskActor) => TaskContext): Promise<CodeReply> {
+  if (task === undefined) return { kr: KERN_INVALID_ARGUMENT, error: { name: 'Error', message: `no task ${id} on node ${node}` } };
+  if (typeof moduleUrl !== 'string' || typeof exportName !== 'string' || !Array.isArray(args)) {
+    return { kr: KERN_INVALID_ARGUMENT, error: { name: 'TypeError', message: 'module and export must be strings, args an array' } };
+  }
+  const loaded = await loadExport(moduleUrl, exportName);
+  if (!('entry' in loaded)) return loaded;
+  if (!await task.whenRunnable()) return { kr: KERN_TERMINATED };
+  return runTaskCode(task.id, loaded.entry, [context(task), ...args]);
+}
+
+/**
  * Runs task code of `task` and settles with what it returned or threw (KERN_FAILURE). Its
  * synchronous part runs with the activity word naming the task.
  */
@@ -101,6 +129,31 @@ export function resumesTaskCode<T>(task: number, reply: Promise<T>): Promise<T> 
     taskCodeRuns(task);
     return value;
   });
+}
+
+/**
+ * What task code of `task` gets: `call` runs a routine of this node for the task, `onTask` one
+ * naming a task by its kernel port (task-port.ts). Each call into the kernel, and each view
+ * taken, marks the task's code as running again.
+ */
+export function taskContext(task: TaskActor, pageSize: number,
+  call: (method: keyof NodeApi, args: unknown[]) => unknown, onTask: CallOnTask<number>): TaskContext {
+  const mach = ((method: keyof NodeApi, ...args: unknown[]) =>
+    resumesTaskCode(task.id, Promise.resolve(call(method, args)))) as TaskCall;
+  const onTaskPort = onTask as (name: number, ...rest: unknown[]) => Promise<{ kr: number }>;
+  const callOn = ((name: number, ...rest: unknown[]) => resumesTaskCode(task.id, onTaskPort(name, ...rest))) as CallOnTask<number>;
+  return {
+    node: task.node,
+    task: task.id,
+    pageSize,
+    mach: { ...taskIpcMach(mach), ...taskMach(callOn) },
+    view: (address, size) => {
+      taskCodeRuns(task.id);
+      const view = task.map.view(address, size);
+      if (view.kr !== KERN_SUCCESS) throw new KernError(view.kr, `view(${address}, ${size})`);
+      return new Uint8Array(view.sab!, view.byteOffset, view.length);
+    },
+  };
 }
 
 /** Any thrown value as plain strings, which always cross to another thread. */

@@ -8,7 +8,7 @@ import type { TaskLedgers, TaskBasicInfo } from '../../shared/protocol.js';
 import type { NodeId, SecurityToken, TaskId } from '../../shared/types.js';
 import { Ledger } from './ledger.js';
 import type { MemoryObject } from '../vm/memory-object.js';
-import type { TaskIpc } from '../ipc/ipc-task.js';
+import type { TaskIpc } from '../ipc/space.js';
 import type { VmMap } from '../vm/vm-map.js';
 
 export type TaskState = 'active' | 'terminated';

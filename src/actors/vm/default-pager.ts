@@ -3,10 +3,10 @@
  * SharedArrayBuffers, owns them until their last mapping anywhere is gone, and accounts for them.
  */
 import { KERN_RESOURCE_SHORTAGE, KERN_SUCCESS } from '../../shared/constants.js';
-import { REF_TABLE_SLOTS, type PagerInfo } from '../../shared/protocol.js';
+import { type PagerInfo } from '../../shared/protocol.js';
 import type { NodeId } from '../../shared/types.js';
 import type { Ledger } from '../kern/ledger.js';
-import { MemoryObject, type ObjectReferences } from './memory-object.js';
+import { MemoryObject, type ObjectReferences, REF_TABLE_SLOTS } from './memory-object.js';
 import type { Pager } from './pager.js';
 
 interface Resident {
@@ -56,10 +56,10 @@ export class DefaultPager implements Pager {
     resident.ledger.credit(resident.object.size);
   }
 
-  /** The buffer of the live object in `slot` with `generation`, if there is one. */
-  buffer(slot: number, generation?: number): SharedArrayBuffer | undefined {
+  /** The live object in `slot` (with `generation`, when given), if there is one. */
+  object(slot: number, generation?: number): MemoryObject | undefined {
     const object = this.#resident.get(slot)?.object;
-    return object !== undefined && (generation === undefined || object.generation === generation) ? object.sab : undefined;
+    return object !== undefined && (generation === undefined || object.generation === generation) ? object : undefined;
   }
 
   info(): PagerInfo {

@@ -3,10 +3,38 @@
  * the pager of the node that allocated it, plus a reference count that lives in that pager's
  * shared reference table, so any node maps or unmaps it with a single Atomics operation.
  */
-import { HOLDING_BYTES, HOLDING_SLOTS, REF_COUNT, REF_GENERATION, REF_MAPS, REF_RESIDENT, REF_TABLE_SLOTS, REF_WORDS, RESIDENT_NODES } from '../../shared/protocol.js';
 import type { NodeId, MemoryObjectName, MemoryObjectRef } from '../../shared/types.js';
 
-export class MemoryObject {
+/**
+ * Memory-object state lives in one Int32Array per home pager, shared by every node, so mapping
+ * an object on any node takes its reference with one Atomics.add and no message:
+ *
+ *   refTables[home]: | count | resident | generation | maps | count | ... (REF_WORDS a slot)
+ *     count:      vm maps (and in-flight task images) mapping the object
+ *     resident:   bit n set while node n (< RESIDENT_NODES) holds the object's buffer, so a task
+ *                 image for node n can name the object instead of carrying its buffer
+ *     generation: advanced each time the slot gets a new object
+ *     maps:       vm maps mapping the object now (count less images and messages in flight),
+ *                 so vm_region can say whether another task shares it
+ */
+export const REF_TABLE_SLOTS = 1 << 20;
+export const REF_WORDS = 4;
+export const REF_COUNT = 0;
+export const REF_RESIDENT = 1;
+export const REF_GENERATION = 2;
+export const REF_MAPS = 3;
+export const RESIDENT_NODES = 31;
+export const REF_TABLE_BYTES = REF_TABLE_SLOTS * REF_WORDS * Int32Array.BYTES_PER_ELEMENT;
+/** Objects one node's maps may hold at once and still be released if it dies (MapHoldings below). */
+export const HOLDING_SLOTS = 1 << 19;
+export const HOLDING_BYTES = (1 + 2 * HOLDING_SLOTS) * Int32Array.BYTES_PER_ELEMENT;
+
+/**
+ * One per object per node (the node's ObjectCache hands out the canonical one), so everything
+ * on a node that maps or names the object shares one instance. It is its own wire form: its
+ * fields are the MemoryObjectRef a message or image carries.
+ */
+export class MemoryObject implements MemoryObjectRef {
   readonly home: NodeId;
   readonly slot: number;
   readonly generation: number;
@@ -26,9 +54,6 @@ export class MemoryObject {
 
   get label(): string { return `${this.home}:${this.slot}`; }
 
-  toRef(): MemoryObjectRef { return { home: this.home, slot: this.slot, generation: this.generation, sab: this.sab }; }
-
-  toName(): MemoryObjectName { return { home: this.home, slot: this.slot }; }
 }
 
 /**

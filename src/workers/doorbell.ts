@@ -1,0 +1,119 @@
+/**
+ * The doorbell of the message fast path (channel.ts): one word per node that all of its incoming
+ * rings share. A producer rings after it publishes; a consumer sleeps with Atomics.waitAsync,
+ * never Atomics.wait, so a node's event loop keeps running.
+ */
+
+/**
+ * One doorbell SAB serves every node: a cell per node, each on its own cache line.
+ *
+ *   Int32 word  0          1          2 .. 15     16         17         ...
+ *              +----------+----------+----------+----------+----------+----
+ *              | sequence | sleeping | (pad)    | sequence | sleeping | ...
+ *              +----------+----------+----------+----------+----------+----
+ *               node 0's cell (64 bytes)          node 1's cell
+ *
+ * sequence: bumped by every producer after it publishes into one of the node's incoming rings.
+ * sleeping: 1 while the node is (about to be) parked in Atomics.waitAsync on its sequence.
+ */
+export const DOORBELL_CELL_WORDS = 16;
+const SEQUENCE = 0;
+const SLEEPING = 1;
+
+export function createDoorbell(nodes: number): SharedArrayBuffer {
+  if (!Number.isInteger(nodes) || nodes < 1) throw new RangeError(`nodes must be a positive integer, not ${nodes}`);
+  return new SharedArrayBuffer(nodes * DOORBELL_CELL_WORDS * Int32Array.BYTES_PER_ELEMENT);
+}
+
+/** Doorbell polls between a look at the clock and a microtask turn while spinning (see wait). */
+const SPIN_CHUNK = 64;
+
+/** A node's handle on the shared doorbell: it rings other nodes and waits on its own cell. */
+export class Doorbell {
+  readonly node: number;
+  readonly #cells: Int32Array;
+  readonly #sequence: number;
+  readonly #sleeping: number;
+  /** Whether we rang another node since takeRang() last looked. */
+  #rang = false;
+
+  constructor(sab: SharedArrayBuffer, node: number) {
+    if (!(sab instanceof SharedArrayBuffer)) throw new TypeError('doorbell must be a SharedArrayBuffer');
+    this.#cells = new Int32Array(sab);
+    const nodes = this.#cells.length / DOORBELL_CELL_WORDS;
+    if (!Number.isInteger(node) || node < 0 || node >= nodes) {
+      throw new RangeError(`node must be an integer from 0 to ${nodes - 1}, not ${node}`);
+    }
+    this.node = node;
+    this.#sequence = node * DOORBELL_CELL_WORDS + SEQUENCE;
+    this.#sleeping = node * DOORBELL_CELL_WORDS + SLEEPING;
+  }
+
+  /**
+   * Tells `node` that one of its incoming rings has new records. Call after the write that
+   * published them (once for a burst of writes is enough). A syscall only when `node` sleeps.
+   */
+  ring(node: number): void {
+    const cell = node * DOORBELL_CELL_WORDS;
+    if (node !== this.node) this.#rang = true;
+    // Bump, then look: why no wake-up is lost is argued in wait().
+    Atomics.add(this.#cells, cell + SEQUENCE, 1);
+    // Only the consumer clears sleeping. Clearing it here (exchange, so one producer pays per
+    // sleep) loses wake-ups: our load can see the 1 of a sleep that already ended, and the
+    // exchange then clears the 1 of the next one with a notify that came before its waitAsync
+    // and a bump it had already read. The consumer then sleeps with nobody left to wake it.
+    if (Atomics.load(this.#cells, cell + SLEEPING) !== 0) Atomics.notify(this.#cells, cell + SEQUENCE);
+  }
+
+  /** Whether this handle rang another node since the last call. serve() spins only then. */
+  takeRang(): boolean {
+    const rang = this.#rang;
+    this.#rang = false;
+    return rang;
+  }
+
+  /**
+   * Waits until this node's doorbell rings, unless `pending()` says work already arrived. First
+   * polls the sequence for up to `spinMicros` µs, letting microtasks run every SPIN_CHUNK polls
+   * (a reply is often one microtask chain away), and returns at once if it moved: no syscall on
+   * either side. Then sleeps with the lost-wakeup protocol:
+   *
+   *   1. read the sequence s;  2. sleeping = 1;  3. pending()? then return;  4. waitAsync(sequence, s)
+   *
+   * A producer publishes its record, bumps the sequence (B), then reads sleeping (L); all are
+   * seq-cst. If B came before step 1, the record was published before step 3, which sees it. If
+   * after, the sequence is no longer s: a step 4 after B returns 'not-equal', and a step 4 that
+   * registered before B is still asleep at L, which comes after step 2 and so reads 1 and
+   * notifies. Only the consumer clears sleeping, once awake (see ring).
+   *
+   * Resolves 'spun' (the sequence moved while polling), 'pending', or waitAsync's answer ('ok',
+   * 'not-equal'); only 'ok' means the event loop turned while we waited.
+   */
+  async wait(pending: () => boolean, spinMicros = 0): Promise<'spun' | 'pending' | 'ok' | 'not-equal' | 'timed-out'> {
+    const cells = this.#cells;
+    const sequence = this.#sequence;
+    const seen = Atomics.load(cells, sequence);
+    if (spinMicros > 0) {
+      const until = performance.now() + spinMicros / 1000;
+      do {
+        await undefined;
+        for (let i = 0; i < SPIN_CHUNK; i++) {
+          if (Atomics.load(cells, sequence) !== seen) return 'spun';
+        }
+      } while (performance.now() < until);
+    }
+    Atomics.store(cells, this.#sleeping, 1);
+    if (pending()) {
+      Atomics.store(cells, this.#sleeping, 0);
+      return 'pending';
+    }
+    // XXX: on Node 20 a pending waitAsync does not keep the event loop alive
+    // (https://github.com/nodejs/node/issues/61941): a node stays up only while something else
+    // (its parentPort listener) holds the loop. Later Node versions may ref it; serve() never
+    // leaves a wait behind when stopped, so exiting works either way.
+    const result = Atomics.waitAsync(cells, sequence, seen);
+    const outcome = result.async ? await result.value : result.value;
+    Atomics.store(cells, this.#sleeping, 0);
+    return outcome;
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * The cross-node half of a fork (NodeAdopt / NodeAdopted): a taskFork whose child lives on
+ * another node leaves its parent's node as a task image, sent straight to the child's node,
+ * which builds the child and answers the host. Both ends are here, with the images sent and not
+ * yet adopted, and what becomes of them when the child's node dies first.
+ *
+ * XXX: kernel bookkeeping that lives in workers/ only until the node kernel owns it (issue 8:
+ * kern/task-fork.ts). It depends on nothing of workers/ (HandoffKernel, HandoffLinks) so that
+ * it can move there as it is; NodeKernel.nodeDown would then drop the unadopted images itself.
+ */
+import type { ForkReply, NodeAdopt, NodeAdopted, NodeCall, NodeFault, NodeReturn, NodeToNode, ReleasingReply, TaskImage } from '../shared/protocol.js';
+import type { MemoryObjectName, NodeId, TaskId } from '../shared/types.js';
+
+type Answer = (message: NodeReturn | NodeFault) => void;
+
+/** What the handoff needs of the node kernel (NodeKernel's own routines). */
+export interface HandoffKernel {
+  teleportSettled(parent: TaskId, built: boolean): MemoryObjectName[];
+  imageRelease(image: TaskImage): ReleasingReply;
+}
+
+/** What the handoff needs of the node's links to its peers (workers/links.ts). */
+export interface HandoffLinks {
+  post(node: NodeId, message: NodeToNode): void;
+  reaches(node: NodeId): boolean;
+  isDown(node: NodeId): boolean;
+}
+
+/**
+ * An image sent to another node and not yet adopted there, with the word that decides who owns
+ * its references (NodeAdopt.claim) and, for a teleport, the parent set aside.
+ */
+interface Unadopted {
+  readonly node: NodeId;
+  readonly image: TaskImage;
+  readonly claim: Int32Array;
+  readonly parent: TaskId | undefined;
+}
+
+const CLAIM_ADOPTED = 1;
+const CLAIM_ABANDONED = 2;
+
+export class ForkHandoff {
+  readonly #kernel: HandoffKernel;
+  readonly #links: HandoffLinks;
+  readonly #toHost: Answer;
+  /** By fork call id. If their node dies first, their references are dropped here, so its crash leaks no memory. */
+  readonly #unadopted = new Map<number, Unadopted>();
+
+  constructor(kernel: HandoffKernel, links: HandoffLinks, toHost: Answer) {
+    this.#kernel = kernel;
+    this.#links = links;
+    this.#toHost = toHost;
+  }
+
+  /**
+   * Parent's node: sends a captured image to the child's node, which answers call `id` (see
+   * NodeAdopt): to the host, or for a teleport through this node, which terminates the parent
+   * first. False when `reply` is no image for another node (the host gets it as it is).
+   */
+  forward(id: number, reply: ForkReply): boolean {
+    if (reply.image === undefined || reply.childNode === undefined) return false;
+    const node = reply.childNode;
+    if (!this.#links.reaches(node)) return false;
+    const claim = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
+    const adopt: NodeToNode = {
+      op: 'adopt', id, image: reply.image, released: reply.released ?? [], claim, teleport: reply.teleported !== undefined,
+    };
+    this.#unadopted.set(id, { node, image: reply.image, claim: new Int32Array(claim), parent: reply.teleported });
+    if (this.#links.isDown(node)) this.peerDown(node);
+    else this.#links.post(node, adopt);
+    return true;
+  }
+
+  /**
+   * Child's node: claims the image and runs taskAdopt through `run`, whose answer goes to the
+   * host, or for a teleport back to the parent's node. Nothing when the parent's node gave the
+   * image up first (it thought this node dead, and dropped the references).
+   */
+  adopt(from: NodeId, message: NodeAdopt, run: (call: NodeCall, answer: Answer) => void): void {
+    if (Atomics.compareExchange(new Int32Array(message.claim), 0, 0, CLAIM_ADOPTED) !== 0) return;
+    const adopted = (answer?: NodeReturn | NodeFault): void =>
+      this.#links.post(from, answer === undefined ? { op: 'adopted', id: message.id } : { op: 'adopted', id: message.id, answer });
+    run({ op: 'call', id: message.id, method: 'taskAdopt', args: [message.image, message.released] },
+      message.teleport
+        ? (answer) => adopted(answer)
+        // After the answer, so confirming costs the caller nothing.
+        : (answer) => { this.#toHost(answer); adopted(); });
+  }
+
+  /** Parent's node: the child's node built the child; a teleport's answer is completed here. */
+  adopted(message: NodeAdopted): void {
+    const pending = this.#unadopted.get(message.id);
+    this.#unadopted.delete(message.id);
+    if (pending?.parent !== undefined && message.answer !== undefined) this.#teleported(pending.parent, message.answer);
+  }
+
+  /**
+   * The child's node answered a teleport: with a child built, the parent is terminated and what
+   * that released joins the answer; otherwise the parent is back. The host hears only then, so
+   * its next call naming the parent finds it terminated (or still there).
+   */
+  #teleported(parent: TaskId, answer: NodeReturn | NodeFault): void {
+    const result = answer.op === 'return' ? answer.result as ForkReply : undefined;
+    const released = this.#kernel.teleportSettled(parent, result?.child !== undefined);
+    this.#toHost(result?.child === undefined ? answer
+      : { op: 'return', id: answer.id, result: { ...result, released: [...(result.released ?? []), ...released] } });
+  }
+
+  /**
+   * A peer node died (its host already failed the calls waiting on it). The images it never
+   * claimed are dropped here, objects homed elsewhere going to their pagers directly; a
+   * teleport's parent comes back unless the child's node had begun to build the child (the task
+   * moved and died with that node). The node kernel's own sweep (NodeKernel.nodeDown) follows.
+   */
+  peerDown(peer: NodeId): void {
+    for (const [id, pending] of this.#unadopted) {
+      if (pending.node !== peer) continue;
+      this.#unadopted.delete(id);
+      const abandoned = Atomics.compareExchange(pending.claim, 0, 0, CLAIM_ABANDONED) === 0;
+      const released = pending.parent === undefined ? [] : this.#kernel.teleportSettled(pending.parent, !abandoned);
+      if (abandoned) released.push(...this.#kernel.imageRelease(pending.image).released);
+      const homes = new Map<NodeId, MemoryObjectName[]>();
+      for (const object of released) homes.set(object.home, [...(homes.get(object.home) ?? []), object]);
+      for (const [home, objects] of homes) this.#links.post(home, { op: 'release', objects });
+    }
+  }
+}
