@@ -9,7 +9,7 @@ import { NodeKernel } from '../actors/kern/node-kernel.js';
 import { serializeError } from '../shared/errors.js';
 import type { ForkReply, HostToNode, NodeApi, NodeStartup, NodeToHost } from '../shared/protocol.js';
 import type { NodeId } from '../shared/types.js';
-import { ForkHandoff } from './fork-handoff.js';
+import { ForkHandoff } from '../actors/kern/fork-handoff.js';
 import { NodeLinks, type PeerMessage } from './links.js';
 import { serveCall } from './node-call.js';
 

@@ -4,12 +4,11 @@
  * which builds the child and answers the host. Both ends are here, with the images sent and not
  * yet adopted, and what becomes of them when the child's node dies first.
  *
- * XXX: kernel bookkeeping that lives in workers/ only until the node kernel owns it (issue 8:
- * kern/task-fork.ts). It depends on nothing of workers/ (HandoffKernel, HandoffLinks) so that
- * it can move there as it is; NodeKernel.nodeDown would then drop the unadopted images itself.
+ * The node's wiring (workers/node-main.ts) builds it over the node kernel (HandoffKernel) and
+ * the node's links (HandoffLinks), and tells it when a peer dies.
  */
-import type { ForkReply, NodeAdopt, NodeAdopted, NodeCall, NodeFault, NodeReturn, NodeToNode, ReleasingReply, TaskImage } from '../shared/protocol.js';
-import type { MemoryObjectName, NodeId, TaskId } from '../shared/types.js';
+import type { ForkReply, NodeAdopt, NodeAdopted, NodeCall, NodeFault, NodeReturn, NodeToNode, ReleasingReply, TaskImage } from '../../shared/protocol.js';
+import type { MemoryObjectName, NodeId, TaskId } from '../../shared/types.js';
 
 type Answer = (message: NodeReturn | NodeFault) => void;
 
@@ -17,6 +16,8 @@ type Answer = (message: NodeReturn | NodeFault) => void;
 export interface HandoffKernel {
   teleportSettled(parent: TaskId, built: boolean): MemoryObjectName[];
   imageRelease(image: TaskImage): ReleasingReply;
+  /** Objects whose last reference went here, to their home pagers (the node's one release path). */
+  handOn(objects: readonly MemoryObjectName[]): void;
 }
 
 /** What the handoff needs of the node's links to its peers (workers/links.ts). */
@@ -120,9 +121,7 @@ export class ForkHandoff {
       const abandoned = Atomics.compareExchange(pending.claim, 0, 0, CLAIM_ABANDONED) === 0;
       const released = pending.parent === undefined ? [] : this.#kernel.teleportSettled(pending.parent, !abandoned);
       if (abandoned) released.push(...this.#kernel.imageRelease(pending.image).released);
-      const homes = new Map<NodeId, MemoryObjectName[]>();
-      for (const object of released) homes.set(object.home, [...(homes.get(object.home) ?? []), object]);
-      for (const [home, objects] of homes) this.#links.post(home, { op: 'release', objects });
+      this.#kernel.handOn(released);
     }
   }
 }
