@@ -20,7 +20,7 @@ import { NodeIpc } from '../src/actors/ipc/ipc-node.js';
 import { TaskIpc } from '../src/actors/ipc/space.js';
 import { PortTable } from '../src/actors/ipc/port-table.js';
 import type { NodeId, TaskId } from '../src/shared/types.js';
-import { bootKernel, fixture } from './helpers.js';
+import { bootKernel, fixture, rejectsWith, spaceState } from './helpers.js';
 import type { IpcHost } from '../src/actors/ipc/ipc-types.js';
 import type { OolMemory } from '../src/actors/ipc/mach-msg.js';
 
@@ -30,18 +30,6 @@ const RIGHTS = [MACH_PORT_RIGHT_SEND, MACH_PORT_RIGHT_RECEIVE, MACH_PORT_RIGHT_S
 
 async function newTask(kernel: Kernel, node: number): Promise<Task> {
   return kernel.bootstrapTask.createOn(node, { inheritMemory: false });
-}
-
-/** Names, types and every right's urefs: what a rejected call must leave as it was. */
-async function spaceState(task: Task) {
-  const { names, types } = await task.portNames();
-  const refs: number[][] = [];
-  for (const name of names) refs.push(await Promise.all(RIGHTS.map((right) => task.getRefs(name, right))));
-  return { names, types, refs };
-}
-
-async function rejectsWith(promise: Promise<unknown>, kr: number): Promise<void> {
-  await expect(promise).rejects.toMatchObject({ name: 'KernError', code: krName(kr), kr });
 }
 
 async function status(task: Task, port: number) {

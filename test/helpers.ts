@@ -4,7 +4,8 @@
  */
 import { afterEach, assert, expect } from 'vitest';
 import {
-  Kernel, KERN_SUCCESS, VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE, type BootOptions,
+  Kernel, KERN_SUCCESS, krName, MACH_PORT_RIGHT_DEAD_NAME, MACH_PORT_RIGHT_PORT_SET, MACH_PORT_RIGHT_RECEIVE,
+  MACH_PORT_RIGHT_SEND, MACH_PORT_RIGHT_SEND_ONCE, VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE, type BootOptions,
   type RegionInfo, type Task,
 } from 'norma-rt';
 
@@ -104,4 +105,22 @@ export function normaFaces(call: keyof typeof NORMA_METHODS): Array<[string, Nor
       return reply.child_task;
     }],
   ];
+}
+
+/** Rejects with a KernError carrying `kr`, by number and by name. */
+export async function rejectsWith(promise: Promise<unknown>, kr: number): Promise<void> {
+  await expect(promise).rejects.toMatchObject({ name: 'KernError', code: krName(kr), kr });
+}
+
+const RIGHTS = [
+  MACH_PORT_RIGHT_SEND, MACH_PORT_RIGHT_RECEIVE, MACH_PORT_RIGHT_SEND_ONCE, MACH_PORT_RIGHT_PORT_SET,
+  MACH_PORT_RIGHT_DEAD_NAME,
+];
+
+/** Names, types and every right's urefs: what a rejected call must leave as it was. */
+export async function spaceState(task: Task) {
+  const { names, types } = await task.portNames();
+  const refs: number[][] = [];
+  for (const name of names) refs.push(await Promise.all(RIGHTS.map((right) => task.getRefs(name, right))));
+  return { names, types, refs };
 }

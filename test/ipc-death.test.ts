@@ -14,13 +14,9 @@ import {
   MACH_PORT_TYPE_RECEIVE, MACH_PORT_TYPE_SEND, MACH_RCV_MSG, MACH_RCV_PORT_DIED, MACH_RCV_TIMED_OUT,
   MACH_SEND_INVALID_DEST, MACH_SEND_MSG, TASK_KERNEL_PORT, krName, type Kernel, type Task,
 } from 'norma-rt';
-import { bootKernel } from './helpers.js';
+import { bootKernel, rejectsWith } from './helpers.js';
 
 const SEND = 0x1001;
-
-async function rejectsWith(promise: Promise<unknown>, kr: number): Promise<void> {
-  await expect(promise).rejects.toMatchObject({ name: 'KernError', code: krName(kr), kr });
-}
 
 async function newTask(kernel: Kernel, node: number): Promise<Task> {
   return kernel.bootstrapTask.createOn(node, { inheritMemory: false });

@@ -17,7 +17,7 @@ import {
   MACH_SEND_INVALID_RIGHT, MACH_SEND_INVALID_TYPE, MACH_SEND_MSG, MACH_SEND_TIMED_OUT,
   MACH_SEND_TIMEOUT, krName, type Kernel, type MachMsgSend, type Task,
 } from 'norma-rt';
-import { bootKernel, fixture } from './helpers.js';
+import { bootKernel, fixture, rejectsWith, spaceState } from './helpers.js';
 
 const RIGHTS = [
   MACH_PORT_RIGHT_SEND, MACH_PORT_RIGHT_RECEIVE, MACH_PORT_RIGHT_SEND_ONCE, MACH_PORT_RIGHT_PORT_SET,
@@ -25,18 +25,6 @@ const RIGHTS = [
 ];
 /** The name every sender here holds its send right under. */
 const SEND = 0x1001;
-
-/** Names, types and every right's urefs: what a rejected call must leave as it was. */
-async function spaceState(task: Task) {
-  const { names, types } = await task.portNames();
-  const refs: number[][] = [];
-  for (const name of names) refs.push(await Promise.all(RIGHTS.map((right) => task.getRefs(name, right))));
-  return { names, types, refs };
-}
-
-async function rejectsWith(promise: Promise<unknown>, kr: number): Promise<void> {
-  await expect(promise).rejects.toMatchObject({ name: 'KernError', code: krName(kr), kr });
-}
 
 /** A receiver with a receive right on `receiverNode` and a sender holding a send right (SEND) to it. */
 async function pair(kernel: Kernel, senderNode: number, receiverNode: number) {

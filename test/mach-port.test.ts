@@ -19,7 +19,7 @@ import {
   MACH_SEND_INVALID_DEST, MACH_SEND_TIMED_OUT,
   MACH_SEND_MSG, krName, type Kernel, type Task,
 } from 'norma-rt';
-import { bootKernel } from './helpers.js';
+import { bootKernel, rejectsWith } from './helpers.js';
 
 const RIGHTS = [
   MACH_PORT_RIGHT_SEND, MACH_PORT_RIGHT_RECEIVE, MACH_PORT_RIGHT_SEND_ONCE, MACH_PORT_RIGHT_PORT_SET,
@@ -33,10 +33,6 @@ async function spaceState(task: Task) {
   const refs: number[][] = [];
   for (const name of names) refs.push(await Promise.all(RIGHTS.map((right) => task.getRefs(name, right))));
   return { names, types, refs };
-}
-
-async function rejectsWith(promise: Promise<unknown>, kr: number): Promise<void> {
-  await expect(promise).rejects.toMatchObject({ name: 'KernError', code: krName(kr), kr });
 }
 
 /** A fresh task on `node` (empty memory) and a receive right in it with a send right under the same name. */

@@ -14,14 +14,10 @@ import {
   MACH_MSG_TYPE_MOVE_RECEIVE, MACH_NOTIFY_NO_SENDERS, MACH_RCV_LARGE, MACH_RCV_TOO_LARGE, TASK_BOOTSTRAP_PORT,
   VM_INHERIT_SHARE, krName, type Kernel, type MachMsgSend, type Task,
 } from 'norma-rt';
-import { bootKernel, fixture, snapshot } from './helpers.js';
+import { bootKernel, fixture, snapshot, rejectsWith } from './helpers.js';
 
 const SEND = 0x1001;
 const COPY: MachMsgSend = { remotePort: SEND, remoteDisposition: MACH_MSG_TYPE_COPY_SEND };
-
-async function rejectsWith(promise: Promise<unknown>, kr: number): Promise<void> {
-  await expect(promise).rejects.toMatchObject({ name: 'KernError', code: krName(kr), kr });
-}
 
 async function newTask(kernel: Kernel, node: number): Promise<Task> {
   return kernel.bootstrapTask.createOn(node, { inheritMemory: false });

@@ -8,14 +8,10 @@ import {
   KERN_INVALID_ADDRESS, KERN_INVALID_ARGUMENT, KERN_SUCCESS, VM_INHERIT_COPY, VM_INHERIT_NONE,
   VM_INHERIT_SHARE, krName, type Kernel, type Task,
 } from 'norma-rt';
-import { bootKernel, byteAt, fixture, normaFaces, snapshot, threeRegionParent } from './helpers.js';
+import { bootKernel, byteAt, fixture, normaFaces, snapshot, threeRegionParent, rejectsWith } from './helpers.js';
 
 function word(bytes: Uint8Array): number {
   return new DataView(bytes.buffer, bytes.byteOffset, 4).getInt32(0, true);
-}
-
-async function rejectsWith(promise: Promise<unknown>, kr: number): Promise<void> {
-  await expect(promise).rejects.toMatchObject({ name: 'KernError', code: krName(kr), kr });
 }
 
 const faces = normaFaces('norma_task_clone');

@@ -9,11 +9,7 @@ import {
   KERN_INVALID_ADDRESS, KERN_INVALID_ARGUMENT, KERN_NODE_DOWN, KERN_RESOURCE_SHORTAGE, KERN_SUCCESS,
   VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE, krName, type Kernel, type Task,
 } from 'norma-rt';
-import { bootKernel, byteAt, expectSplitRegionPassedPieceByPiece, fixture, normaFaces, snapshot, threeRegionParent } from './helpers.js';
-
-async function rejectsWith(promise: Promise<unknown>, kr: number): Promise<void> {
-  await expect(promise).rejects.toMatchObject({ name: 'KernError', code: krName(kr), kr });
-}
+import { bootKernel, byteAt, expectSplitRegionPassedPieceByPiece, fixture, normaFaces, snapshot, threeRegionParent, rejectsWith } from './helpers.js';
 
 /** Atomics.waitAsync: in Node 20, but not in the ES2023 lib this project compiles against. */
 const waitAsync = (Atomics as unknown as {

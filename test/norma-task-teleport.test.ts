@@ -9,11 +9,7 @@ import {
   KERN_INVALID_ARGUMENT, KERN_SUCCESS, KERN_TERMINATED, VM_INHERIT_COPY, VM_INHERIT_NONE,
   VM_INHERIT_SHARE, VM_PROT_READ, krName, type Kernel, type Task,
 } from 'norma-rt';
-import { bootKernel, fixture, normaFaces, snapshot, threeRegionParent } from './helpers.js';
-
-async function rejectsWith(promise: Promise<unknown>, kr: number): Promise<void> {
-  await expect(promise).rejects.toMatchObject({ name: 'KernError', code: krName(kr), kr });
-}
+import { bootKernel, fixture, normaFaces, snapshot, threeRegionParent, rejectsWith } from './helpers.js';
 
 /** Regions without the `shared` flag, which teleport is expected to change. */
 function layout(regions: Awaited<ReturnType<Task['regions']>>) {

@@ -13,11 +13,7 @@ import {
   TASK_BOOTSTRAP_PORT, TASK_EXCEPTION_PORT, TASK_HOST_PORT, TASK_KERNEL_PORT, TASK_SAMPLE_PORT, krName, type Kernel,
   type Task,
 } from 'norma-rt';
-import { bootKernel } from './helpers.js';
-
-async function rejectsWith(promise: Promise<unknown>, kr: number): Promise<void> {
-  await expect(promise).rejects.toMatchObject({ name: 'KernError', code: krName(kr), kr });
-}
+import { bootKernel, rejectsWith } from './helpers.js';
 
 async function spaceState(task: Task) {
   const { names, types } = await task.portNames();

@@ -8,11 +8,7 @@ import {
   DEFAULT_PAGE_SIZE, KERN_INVALID_ADDRESS, KERN_INVALID_ARGUMENT, KERN_RESOURCE_SHORTAGE, KERN_SUCCESS, VM_INHERIT_COPY, VM_INHERIT_NONE,
   VM_INHERIT_SHARE, VM_PROT_ALL, VM_PROT_READ, krName, type Kernel, type Ledger, type Task,
 } from 'norma-rt';
-import { bootKernel, byteAt, expectSplitRegionPassedPieceByPiece, snapshot, threeRegionParent } from './helpers.js';
-
-async function rejectsWith(promise: Promise<unknown>, kr: number): Promise<void> {
-  await expect(promise).rejects.toMatchObject({ name: 'KernError', code: krName(kr), kr });
-}
+import { bootKernel, byteAt, expectSplitRegionPassedPieceByPiece, snapshot, threeRegionParent, rejectsWith } from './helpers.js';
 
 type Create = (kernel: Kernel, parent: Task, inheritMemory: boolean) => Promise<Task>;
 

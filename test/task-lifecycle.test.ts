@@ -8,13 +8,9 @@ import {
   KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_SUCCESS, KERN_TERMINATED, VM_INHERIT_SHARE, krName,
   type Kernel, type Task,
 } from 'norma-rt';
-import { bootKernel, fixture, snapshot } from './helpers.js';
+import { bootKernel, fixture, snapshot, rejectsWith } from './helpers.js';
 
 const COUNTER = fixture('counter.mjs');
-
-async function rejectsWith(promise: Promise<unknown>, kr: number): Promise<void> {
-  await expect(promise).rejects.toMatchObject({ name: 'KernError', code: krName(kr), kr });
-}
 
 function word(bytes: Uint8Array): number {
   return new DataView(bytes.buffer, bytes.byteOffset, 4).getInt32(0, true);

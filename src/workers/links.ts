@@ -15,6 +15,7 @@ import type { NodeId } from '../shared/types.js';
 import { serve as serveRings } from './channel.js';
 import { Doorbell } from './doorbell.js';
 import { RingReader, RingWriter } from './ring.js';
+import { PendingCalls } from '../shared/pending-calls.js';
 
 /** What arrives from peers, less the answers to our own calls (the links settle those). */
 export type PeerMessage = Exclude<NodeToNode, NodeReturn | NodeFault>;
@@ -42,27 +43,10 @@ interface PeerCall {
  * arguments a routine could not take), KERN_NODE_DOWN when its node dies first. It rejects only
  * when the call cannot be posted (an argument structured clone refuses), as postMessage threw.
  */
-class PeerCalls {
-  readonly #pending = new Map<number, PeerCall>();
-  #nextId = 1;
-
-  add(call: PeerCall): number {
-    const id = this.#nextId++;
-    this.#pending.set(id, call);
-    return id;
-  }
-
-  settle(id: number): PeerCall | undefined {
-    const call = this.#pending.get(id);
-    this.#pending.delete(id);
-    return call;
-  }
-
+class PeerCalls extends PendingCalls<PeerCall> {
   /** Answers every call posted to `node` with `kr`. */
   failNode(node: NodeId, kr: number): void {
-    for (const [id, call] of this.#pending) {
-      if (call.node === node) this.settle(id)!.resolve({ kr });
-    }
+    for (const call of this.settleWhere((pending) => pending.node === node)) call.resolve({ kr });
   }
 }
 

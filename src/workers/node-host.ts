@@ -6,6 +6,7 @@
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { KERN_NODE_DOWN } from '../shared/constants.js';
 import { KernError } from '../shared/errors.js';
+import { PendingCalls } from '../shared/pending-calls.js';
 import { createDoorbell } from './doorbell.js';
 import { createRing } from './ring.js';
 import { NodeActivity, type NodeActivityReport } from '../shared/node-activity.js';
@@ -39,38 +40,22 @@ export const DEFAULT_BUSY_WARNING_MS = 5000;
 
 /**
  * Calls in flight across all nodes. A call is answered by the node it was posted to, or, for a
- * cross-node fork, by the child's node (NodeAdopt), so ids are unique kernel-wide.
+ * cross-node fork, by the child's node (NodeAdopt), so ids are unique kernel-wide. A settled
+ * call lets its node's worker be unreferenced again.
  */
-class CallTable {
-  readonly #pending = new Map<number, PendingCall>();
-  #nextId = 1;
-
-  add(call: PendingCall): number {
-    const id = this.#nextId++;
-    this.#pending.set(id, call);
-    return id;
-  }
-
-  /** When the oldest call still waiting on `node` was posted (ids, and so the map, are in post order). */
-  oldestOn(node: NodeId): number | undefined {
-    for (const call of this.#pending.values()) if (call.host.node === node) return call.posted;
-    return undefined;
-  }
-
-  settle(id: number): PendingCall | undefined {
-    const call = this.#pending.get(id);
-    if (call !== undefined) {
-      this.#pending.delete(id);
-      call.host.released();
-    }
+class CallTable extends PendingCalls<PendingCall> {
+  override settle(id: number): PendingCall | undefined {
+    const call = super.settle(id);
+    call?.host.released();
     return call;
   }
 
+  /** When the oldest call still waiting on `node` was posted. */
+  oldestOn(node: NodeId): number | undefined { return this.oldest((call) => call.host.node === node)?.posted; }
+
   /** Fails every call that depends on `node`. */
   failNode(node: NodeId, failure: KernError): void {
-    for (const [id, call] of this.#pending) {
-      if (call.host.node === node || call.alsoOn === node) this.settle(id)!.reject(failure);
-    }
+    for (const call of this.settleWhere((pending) => pending.host.node === node || pending.alsoOn === node)) call.reject(failure);
   }
 }
 
