@@ -7,7 +7,11 @@ export type {
   MachMsgReceived, MachMsgSend, OolDescriptor, PortDescriptor, ReceivedPort,
 } from './shared/message.js';
 export { Ledger } from './actors/kern/ledger.js';
-export type { TaskContext } from './shared/context.js';
+export type { TaskContext, ThreadContext, ViewType, WaitResult } from './shared/context.js';
+export { Thread } from './thread.js';
+export type { ThreadMach, ThreadBasicInfoOut } from './shared/thread-facade.js';
+export * from './shared/thread-types.js';
+export { Barrier, BARRIER_BYTES } from './shared/barrier.js';
 export { KernError, krName } from './shared/errors.js';
 export type { PagerInfo, RegionInfo, TaskBasicInfo } from './shared/protocol.js';
 export type { NodeId, SecurityToken, TaskId } from './shared/types.js';

@@ -14,6 +14,8 @@ import { KernError } from './shared/errors.js';
 import type { ForkMode, NodeApi, PagerInfo, Reply, TaskImage, TaskLedgers } from './shared/protocol.js';
 import { MAX_NODES, taskIdNode, type NodeId, type SecurityToken, type MemoryObjectName } from './shared/types.js';
 import { Task } from './task.js';
+import { Thread } from './thread.js';
+import type { ThreadId } from './shared/thread-types.js';
 import { DEFAULT_BUSY_WARNING_MS, NodeHost } from './workers/node-host.js';
 import type { NodeActivityReport } from './shared/node-activity.js';
 
@@ -34,9 +36,9 @@ export interface BootOptions {
 
 const BOOTSTRAP_TOKEN: SecurityToken = [0, 0];
 
-export class Kernel implements TaskKernel<Task> {
+export class Kernel implements TaskKernel<Task, Thread> {
   readonly pageSize: number;
-  readonly mach: Mach<Task>;
+  readonly mach: Mach<Task, Thread>;
   readonly #hosts: NodeHost[];
   readonly #rootLedgers: readonly [Ledger, Ledger];
   #bootstrapTask: Task | undefined;
@@ -129,6 +131,14 @@ export class Kernel implements TaskKernel<Task> {
   owns(value: unknown): value is Task {
     return value instanceof Task && value.kernel === this;
   }
+
+  /** True when `value` is a thread handle of this kernel. */
+  ownsThread(value: unknown): value is Thread {
+    return value instanceof Thread && value.ownedBy(this);
+  }
+
+  /** The handle of thread `id` of `task`. */
+  thread(task: Task, id: ThreadId): Thread { return new Thread(this as never, task, id); }
 
   #host(node: NodeId): NodeHost {
     const host = this.#hosts[node];

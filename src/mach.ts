@@ -8,7 +8,9 @@ import {
   KERN_INVALID_ARGUMENT, KERN_SUCCESS, type kern_return_t,
 } from './shared/constants.js';
 import type { ForkMode, TaskLedgers } from './shared/protocol.js';
-import type { TaskHandle, TaskRouter } from './router.js';
+import type { TaskHandle, TaskRouter, ThreadHandle } from './router.js';
+import { threadMach, type CallOnThread, type ThreadBasicInfoOut, type ThreadMach } from './shared/thread-facade.js';
+import { jsState } from './thread.js';
 import {
   taskMach, type CallOnTask, type TaskInfoOut, type TaskMach, type VmRegionOut,
 } from './shared/task-facade.js';
@@ -19,10 +21,11 @@ export type MachIpc<T extends TaskHandle = TaskHandle> = {
   [K in keyof TaskIpcMach]: (task: T, ...args: Parameters<TaskIpcMach[K]>) => ReturnType<TaskIpcMach[K]>;
 };
 
-export type { TaskInfoOut, VmRegionOut };
+export type { TaskInfoOut, ThreadBasicInfoOut, VmRegionOut };
 
-/** `kernel.mach`: the calls on tasks of handle type `T` (the kernel's `Task`). */
-export interface Mach<T extends TaskHandle = TaskHandle> extends MachIpc<T>, TaskMach<T> {
+/** `kernel.mach`: the calls on tasks of handle type `T` (the kernel's `Task`) and threads of type `A` (`Thread`). */
+export interface Mach<T extends TaskHandle = TaskHandle, A extends ThreadHandle = ThreadHandle>
+  extends MachIpc<T>, TaskMach<T>, ThreadMach<T, A> {
   host_page_size(): Promise<{ kr: kern_return_t; page_size: number }>;
   task_create(parent_task: T, ledgers: readonly (Ledger | null)[] | null, ledger_count: number,
     inherit_memory: boolean): Promise<{ kr: kern_return_t; child_task?: T }>;
@@ -32,16 +35,22 @@ export interface Mach<T extends TaskHandle = TaskHandle> extends MachIpc<T>, Tas
 }
 
 /** What a task handle sees of its kernel: the router, and the facade over the same routines. */
-export interface TaskKernel<T extends TaskHandle> extends TaskRouter<T> {
-  readonly mach: Mach<T>;
+export interface TaskKernel<T extends TaskHandle, A extends ThreadHandle = ThreadHandle> extends TaskRouter<T, A> {
+  readonly mach: Mach<T, A>;
 }
 
-export function createMach<T extends TaskHandle>(kernel: TaskRouter<T>): Mach<T> {
+export function createMach<T extends TaskHandle, A extends ThreadHandle>(kernel: TaskRouter<T, A>): Mach<T, A> {
   /** A routine on a task's node, or KERN_INVALID_ARGUMENT when `task` is no task of this kernel. */
   const onTask: CallOnTask<T> = async (task, method, ...args) => {
     if (!kernel.owns(task)) return { kr: KERN_INVALID_ARGUMENT };
     const request = kernel.request as (node: number, routine: typeof method, ...rest: unknown[]) => Promise<{ kr: number }>;
     return request.call(kernel, task.node, method, task.id, ...(args as unknown[])) as never;
+  };
+  /** A routine on a thread's node, or KERN_INVALID_ARGUMENT when `act` is no thread of this kernel. */
+  const onThread: CallOnThread<A> = async (act, method, ...args) => {
+    if (!kernel.ownsThread(act)) return { kr: KERN_INVALID_ARGUMENT };
+    const request = kernel.request as (node: number, routine: typeof method, ...rest: unknown[]) => Promise<{ kr: number }>;
+    return request.call(kernel, act.node, method, act.id, ...(args as unknown[])) as never;
   };
 
   const fork = async (parent: unknown, mode: ForkMode, inheritMemory: unknown, childNode: unknown,
@@ -73,5 +82,9 @@ export function createMach<T extends TaskHandle>(kernel: TaskRouter<T>): Mach<T>
     norma_task_teleport: (parent_task, inherit_memory, child_node) => fork(parent_task, 'teleport', inherit_memory, child_node, null),
 
     ...taskMach(onTask),
+    ...threadMach<T, A>({
+      onTask, onThread, act: (task, ref) => kernel.thread(task, ref.thread),
+      state: (state) => typeof state === 'object' && state !== null ? jsState(state.module, state.entry, state.args) : state,
+    }),
   };
 }

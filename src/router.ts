@@ -6,6 +6,7 @@
  */
 import type { TaskIpcMach } from './shared/ipc-facade.js';
 import type { ForkMode, NodeApi, Reply, TaskLedgers } from './shared/protocol.js';
+import type { ThreadId } from './shared/thread-types.js';
 import type { NodeId, TaskId } from './shared/types.js';
 
 /** A task as the facade sees it: where it lives, and its own IPC calls (names in its space). */
@@ -15,12 +16,23 @@ export interface TaskHandle {
   readonly mach: TaskIpcMach;
 }
 
-export interface TaskRouter<T extends TaskHandle> {
+/** A thread as the facade sees it: its id, its node (its task's) and its task. */
+export interface ThreadHandle {
+  readonly id: ThreadId;
+  readonly node: NodeId;
+  readonly task: TaskHandle;
+}
+
+export interface TaskRouter<T extends TaskHandle, A extends ThreadHandle = ThreadHandle> {
   readonly pageSize: number;
   /** How many nodes the kernel runs. */
   readonly nodes: number;
   /** True when `value` is a task handle of this kernel. */
   owns(value: unknown): value is T;
+  /** True when `value` is a thread handle of this kernel. */
+  ownsThread(value: unknown): value is A;
+  /** The handle of thread `id` of `task`. */
+  thread(task: T, id: ThreadId): A;
   /**
    * Runs a routine on `node`. A node that is down answers `{ kr: KERN_NODE_DOWN }`; arguments
    * that cannot cross to a node answer KERN_INVALID_ARGUMENT; memory objects the routine

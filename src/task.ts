@@ -3,8 +3,6 @@
  * the routine's out-value or rejects with a KernError; the `mach` facade (mach.ts) calls the
  * same `request` and returns the kern_return_t instead.
  */
-import { isAbsolute, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import {
   KERN_INVALID_ARGUMENT, KERN_SUCCESS, MACH_PORT_RIGHT_RECEIVE, MACH_RCV_MSG,
   MACH_RCV_TIMEOUT, MACH_SEND_MSG, MACH_SEND_TIMEOUT, VM_INHERIT_COPY, VM_INHERIT_NONE,
@@ -16,6 +14,8 @@ import { KernError } from './shared/errors.js';
 import type { NodeApi, RegionInfo, Reply, RestParameters, TaskBasicInfo } from './shared/protocol.js';
 import type { NodeId, SecurityToken, TaskId } from './shared/types.js';
 import type { TaskKernel } from './mach.js';
+import { codeError, jsState, moduleSpecifier, type Thread } from './thread.js';
+import { NORMA_THREAD_STATE_JS } from './shared/thread-types.js';
 import type { TaskHandle } from './router.js';
 import { chooseLedgers, type Ledger } from './actors/kern/ledger.js';
 import type { MachMsgReceived, MachMsgSend } from './shared/message.js';
@@ -43,10 +43,10 @@ export class Task implements TaskHandle {
   readonly id: TaskId;
   readonly node: NodeId;
   /** The kernel this task belongs to (its routing side and its `mach` facade). */
-  readonly kernel: TaskKernel<Task>;
+  readonly kernel: TaskKernel<Task, Thread>;
 
   /** @internal */
-  constructor(kernel: TaskKernel<Task>, id: TaskId, node: NodeId) {
+  constructor(kernel: TaskKernel<Task, Thread>, id: TaskId, node: NodeId) {
     this.kernel = kernel;
     this.id = id;
     this.node = node;
@@ -194,6 +194,34 @@ export class Task implements TaskHandle {
     return check(reply, 'execute').value;
   }
 
+  /**
+   * thread_create_running: a thread of this task running `entry` of `module` (as execute takes
+   * them) with a ThreadContext and `args`. The thread is running when this resolves; join() it
+   * for its result. Rejects with KernError: KERN_INVALID_ARGUMENT naming the module, export or
+   * argument that cannot be used; KERN_FAILURE when the module throws while loading;
+   * KERN_RESOURCE_SHORTAGE; KERN_NODE_DOWN. Nothing is created then.
+   */
+  async spawn(module: string | { readonly href: string }, entry: string, ...args: unknown[]): Promise<Thread> {
+    if (moduleSpecifier(module) === undefined || typeof entry !== 'string') {
+      throw new KernError(KERN_INVALID_ARGUMENT, 'spawn: the module must be a string or URL and the entry a string');
+    }
+    const reply = await this.request('threadCreate', NORMA_THREAD_STATE_JS, jsState(module, entry, args));
+    if (reply.kr === KERN_INVALID_ARGUMENT && reply.error === undefined) {
+      throw new KernError(KERN_INVALID_ARGUMENT, `spawn ${entry}: an argument cannot be cloned to a node`);
+    }
+    if (reply.kr !== KERN_SUCCESS) throw codeError(reply.kr, `spawn ${entry}`, reply.error);
+    const thread = this.kernel.thread(this, reply.thread!.thread);
+    // Joined from the start, so a termination settles it even if no one asks until later.
+    thread.join().catch(() => {});
+    return thread;
+  }
+
+  /** task_threads: this task's threads that have not ended. */
+  async threads(): Promise<Thread[]> {
+    const reply = check(await this.request('taskThreads'), 'task_threads');
+    return (reply.threads ?? []).map((ref) => this.kernel.thread(this, ref.thread));
+  }
+
   #mach: TaskIpcMach | undefined;
 
   /** The IPC calls as this task makes them, with the man pages' names (names in its space). */
@@ -304,21 +332,6 @@ export class Task implements TaskHandle {
 
 function checkKr(kr: number, routine: string): void {
   if (kr !== KERN_SUCCESS) throw new KernError(kr, routine);
-}
-
-/**
- * A module specifier a node can import: relative paths resolve against the caller's working
- * directory here, for on the node they would resolve against this package's own files.
- */
-function moduleSpecifier(module: unknown): string | undefined {
-  // A URL, or anything shaped like one (the published types need no DOM or @types/node URL).
-  if (typeof module === 'object' && module !== null && typeof (module as { href?: unknown }).href === 'string') {
-    return (module as { href: string }).href;
-  }
-  if (typeof module !== 'string') return undefined;
-  if (/^\.\.?([\\/]|$)/.test(module)) return pathToFileURL(resolve(process.cwd(), module)).href;
-  if (isAbsolute(module)) return pathToFileURL(module).href;
-  return module;
 }
 
 /** Inheritance of a region as a word, for maps printed side by side. */

@@ -10,6 +10,7 @@
  */
 import type { MemoryObjectName, MemoryObjectRef, NodeId, PortId, SecurityToken, TaskId } from './types.js';
 import type { KMsg, MachMsgReceived, MachMsgSend, RightInTransit } from './message.js';
+import type { ThreadBasicInfo, ThreadId, ThreadStateJs } from './thread-types.js';
 
 /**
  * A node's end of its direct channel to another node: a worker_threads MessagePort, named by
@@ -301,8 +302,12 @@ export interface NodeApi {
     notifyPoly: number): Promise<{ kr: number; previous: number }>;
   portGetAttributes(task: TaskId, name: number, flavor: number): Promise<{ kr: number; info?: unknown }>;
   portSetAttributes(task: TaskId, name: number, flavor: number, info: unknown): KrReply;
-  /** mach_msg: send `msg` (MACH_SEND_MSG), then receive on `rcvName` (MACH_RCV_MSG). */
-  machMsg(task: TaskId, msg: MachMsgSend | null, option: number, rcvName: number, timeout: number, rcvSize?: number):
+  /**
+   * mach_msg: send `msg` (MACH_SEND_MSG), then receive on `rcvName` (MACH_RCV_MSG). `abort`, an
+   * AbortSignal, comes only from a thread's call gate on the node (typed loosely so the published
+   * types need no DOM or @types/node).
+   */
+  machMsg(task: TaskId, msg: MachMsgSend | null, option: number, rcvName: number, timeout: number, rcvSize?: number, abort?: unknown):
     Promise<{ kr: number; msg?: MachMsgReceived; size?: number }>;
   taskSelf(task: TaskId): { kr: number; name: number };
   taskGetSpecialPort(task: TaskId, which: number): { kr: number; name: number };
@@ -316,7 +321,26 @@ export interface NodeApi {
   /** Drops the references a task image holds (its child will never be built). */
   imageRelease(image: TaskImage): ReleasingReply;
   pagerInfo(): PagerInfo;
+
+  /** Thread routines (kern/thread-routines.ts); a thread's node is its task's. */
+  threadCreate(task: TaskId, flavor: number | null, state: ThreadStateJs | null): ThreadReply | Promise<ThreadReply>;
+  threadSetState(thread: ThreadId, flavor: number, state: ThreadStateJs): Promise<CodeKrReply>;
+  threadGetState(thread: ThreadId, flavor: number): { kr: number; state?: ThreadStateJs };
+  threadResume(thread: ThreadId): KrReply;
+  threadSuspend(thread: ThreadId): KrReply;
+  threadTerminate(thread: ThreadId): KrReply;
+  threadAbort(thread: ThreadId): KrReply;
+  threadInfo(thread: ThreadId, flavor: number): { kr: number; info?: ThreadBasicInfo };
+  /** Settles when the thread ends: its result, or why it failed (KERN_FAILURE, KERN_TERMINATED). */
+  threadJoin(thread: ThreadId): Promise<{ kr: number; value?: unknown; error?: SerializedError }>;
+  taskThreads(task: TaskId): { kr: number; threads?: ThreadRef[] };
 }
+
+/** A thread, with its kernel port (for a name in a task's space). */
+export interface ThreadRef { readonly thread: ThreadId; readonly port: PortId }
+/** A refusal that names its cause (module, export, argument), or success. */
+export type CodeKrReply = { kr: number; error?: SerializedError };
+export type ThreadReply = CodeKrReply & { thread?: ThreadRef };
 
 /** What a NodeApi routine resolves to. */
 export type Reply<K extends keyof NodeApi> = Awaited<ReturnType<NodeApi[K]>>;

@@ -9,7 +9,7 @@ import { KernError } from '../shared/errors.js';
 import { PendingCalls } from '../shared/pending-calls.js';
 import { createDoorbell } from './doorbell.js';
 import { createRing } from './ring.js';
-import { NodeActivity, type NodeActivityReport } from '../shared/node-activity.js';
+import { NodeActivity, type NodeActivityReport, type NodeActivityState } from '../shared/node-activity.js';
 import type { HostToNode, NodeApi, NodeStartup, NodeToHost, Reply } from '../shared/protocol.js';
 import type { NodeId } from '../shared/types.js';
 
@@ -76,7 +76,7 @@ export class NodeHost {
   /** At most one per node, and only while calls are in flight. */
   #busyTimer: ReturnType<typeof setTimeout> | undefined;
   /** The stretch of task code already warned about: one warning each. */
-  #warned: { task: number; since: number } | undefined;
+  #warned: NodeActivityState | undefined;
 
   readonly #peers: NodeHost[];
 
@@ -213,10 +213,12 @@ export class NodeHost {
     const now = Date.now();
     const running = this.#activity.read();
     const waited = now - (this.#calls.oldestOn(this.node) ?? now);
-    const warned = running !== undefined && this.#warned?.task === running.task && this.#warned.since === running.since;
+    const warned = running !== undefined && this.#warned?.task === running.task && this.#warned.since === running.since &&
+      this.#warned.thread === running.thread;
     if (running !== undefined && !warned && now - running.since >= after && waited >= after) {
       this.#warned = running;
-      process.emitWarning(`node ${this.node} has run code of task ${running.task} for ${now - running.since} ms ` +
+      const whose = running.thread === undefined ? `task ${running.task}` : `thread ${running.thread} of task ${running.task}`;
+      process.emitWarning(`node ${this.node} has run code of ${whose} for ${now - running.since} ms ` +
         `without returning to its event loop; ${this.#inFlight} call(s) wait on it, the oldest for ${waited} ms`,
       { code: 'NORMA_NODE_BUSY', detail: 'Task code that loops synchronously holds its node: every call to it waits.' });
     }

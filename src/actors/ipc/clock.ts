@@ -33,37 +33,67 @@ export const systemClock: Clock = {
  * when the call first waits (a call that never waits makes none; none at all for Infinity; for
  * 0, Mach's "never wait", the deadline has passed already). Each wait subscribes to its expiry
  * and unsubscribes when served; the call cancels the deadline when it returns, which clears the
- * timer.
+ * timer. A thread's abort signal (thread_abort, thread_terminate) ends it early the same way,
+ * with `aborted` set, so every wait of the call ends at once and the caller answers Mach's
+ * "interrupted" code instead of "timed out".
  */
 export class Deadline {
   readonly #clock: Clock;
   readonly #timeoutMs: number;
+  readonly #signal: AbortSignal | undefined;
   #timer: unknown = null;
+  #onAbort: (() => void) | null = null;
   /** Armed, or cancelled: no timer is made from now on. */
   #settled = false;
   #expired: boolean;
+  #aborted = false;
   readonly #waits = new Set<() => void>();
 
-  constructor(clock: Clock, timeoutMs: number) {
+  constructor(clock: Clock, timeoutMs: number, signal?: AbortSignal) {
     this.#clock = clock;
     this.#timeoutMs = timeoutMs;
-    this.#expired = timeoutMs <= 0;
+    this.#signal = signal;
+    this.#aborted = signal?.aborted === true;
+    this.#expired = timeoutMs <= 0 || this.#aborted;
   }
 
   get expired(): boolean { return this.#expired; }
+  /** The deadline ended by abort, not by time. */
+  get aborted(): boolean { return this.#aborted; }
 
-  /** Starts the timer if the deadline can still pass and has none; true if a timer runs. */
+  /** Starts the timer and abort listener if the deadline can still pass; true if either runs. */
   #arm(): boolean {
-    if (!this.#settled && !this.#expired && this.#timeoutMs !== Infinity) {
+    if (!this.#settled && !this.#expired) {
       this.#settled = true;
-      this.#timer = this.#clock.setTimeout(() => {
-        this.#timer = null;
-        this.#expired = true;
-        for (const expire of [...this.#waits]) expire();
-        this.#waits.clear();
-      }, this.#timeoutMs);
+      if (this.#timeoutMs !== Infinity) {
+        this.#timer = this.#clock.setTimeout(() => {
+          this.#timer = null;
+          this.#expire();
+        }, this.#timeoutMs);
+      }
+      if (this.#signal !== undefined) {
+        this.#onAbort = () => {
+          this.#aborted = true;
+          this.#expire();
+        };
+        this.#signal.addEventListener('abort', this.#onAbort, { once: true });
+      }
     }
-    return this.#timer !== null;
+    return this.#timer !== null || this.#onAbort !== null;
+  }
+
+  #expire(): void {
+    this.#disarm();
+    this.#expired = true;
+    for (const expire of [...this.#waits]) expire();
+    this.#waits.clear();
+  }
+
+  #disarm(): void {
+    if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
+    this.#timer = null;
+    if (this.#onAbort !== null) this.#signal!.removeEventListener('abort', this.#onAbort);
+    this.#onAbort = null;
   }
 
   /**
@@ -71,7 +101,7 @@ export class Deadline {
    * Returns the unsubscription, for a wait that was served first.
    */
   onExpiry(expire: () => void): () => void {
-    if (!this.#arm()) return () => {};
+    if (this.#expired || !this.#arm()) return () => {};
     this.#waits.add(expire);
     return () => { this.#waits.delete(expire); };
   }
@@ -88,8 +118,7 @@ export class Deadline {
 
   /** The call is over: the timer is cleared and no wait expires any more. */
   cancel(): void {
-    if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#disarm();
     this.#settled = true;
     this.#waits.clear();
   }

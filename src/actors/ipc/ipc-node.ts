@@ -48,7 +48,7 @@ export class NodeIpc {
   }
 
   /** A new port held here (mach_port_allocate's port half). */
-  createPort(kind: PortKind = PortKind.PORT, kobject: TaskId | null = null): PortId | undefined {
+  createPort(kind: PortKind = PortKind.PORT, kobject: number | null = null): PortId | undefined {
     const id = this.table.allocate(kind, kobject);
     if (id !== undefined) this.#ports.set(id, new LocalPort(id, this.clock));
     return id;

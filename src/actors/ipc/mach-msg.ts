@@ -11,9 +11,10 @@ import {
   MACH_MSG_TYPE_MOVE_SEND, MACH_MSG_TYPE_MOVE_SEND_ONCE, MACH_MSG_TYPE_PORT_RECEIVE,
   MACH_MSG_TYPE_PORT_SEND, MACH_MSG_TYPE_PORT_SEND_ONCE, MACH_PORT_DEAD, MACH_PORT_NULL,
   MACH_PORT_TYPE_PORT_SET, MACH_RCV_INVALID_NAME, MACH_RCV_LARGE, MACH_RCV_PORT_CHANGED,
-  MACH_RCV_PORT_DIED, MACH_RCV_TIMED_OUT, MACH_RCV_TOO_LARGE, MACH_SEND_INVALID_DATA,
+  MACH_RCV_INTERRUPTED, MACH_RCV_PORT_DIED, MACH_RCV_TIMED_OUT, MACH_RCV_TOO_LARGE, MACH_SEND_INVALID_DATA,
   MACH_SEND_INVALID_DEST, MACH_SEND_INVALID_HEADER, MACH_SEND_INVALID_MEMORY,
   MACH_SEND_INVALID_REPLY, MACH_SEND_INVALID_RIGHT, MACH_SEND_INVALID_TYPE, MACH_SEND_TIMED_OUT,
+  MACH_SEND_INTERRUPTED,
 } from '../../shared/constants.js';
 import type {
   KMsg, MachMsgReceived, MachMsgSend, OolDescriptor, OolRegion, RightInTransit,
@@ -119,9 +120,9 @@ export class MachMsg {
    * _INVALID_DEST (also when the destination's name is the reply's and cannot give both rights:
    * a send-once right twice, or two MOVE_SENDs from one uref), _INVALID_REPLY, _INVALID_DATA,
    * _INVALID_TYPE, _INVALID_RIGHT, _INVALID_MEMORY; MACH_SEND_TIMED_OUT when no queue place
-   * came within `timeoutMs`.
+   * came within `timeoutMs`; MACH_SEND_INTERRUPTED when `abort` (the calling thread's) fired first.
    */
-  async send(msg: MachMsgSend, timeoutMs: number): Promise<number> {
+  async send(msg: MachMsgSend, timeoutMs: number, abort?: AbortSignal): Promise<number> {
     // Armed at the first wait: a send that need not wait makes no timer.
     let deadline: Deadline | undefined;
     try {
@@ -136,8 +137,8 @@ export class MachMsg {
         const reserved = table.reserve(dest);
         if (reserved === 'dead') return MACH_SEND_INVALID_DEST;
         if (reserved === 'reserved') return this.#post(msg, dest, false);
-        deadline ??= new Deadline(this.#ipc.clock, timeoutMs);
-        if (deadline.expired) return MACH_SEND_TIMED_OUT;
+        deadline ??= new Deadline(this.#ipc.clock, timeoutMs, abort);
+        if (deadline.expired) return deadline.aborted ? MACH_SEND_INTERRUPTED : MACH_SEND_TIMED_OUT;
         // Rights may change while we wait: everything is checked again on the next pass. The
         // wait has no timeout of its own: the deadline ends it, and then wakes the port's
         // waiters so ours leaves the table's wait list (the others look again and wait on).
@@ -260,18 +261,20 @@ export class MachMsg {
    * Returns MACH_MSG_SUCCESS with the message; MACH_RCV_TOO_LARGE with `size` for a message
    * larger than `rcvSize`: it stays queued under MACH_RCV_LARGE in `option`, else it is dequeued
    * and destroyed; MACH_RCV_INVALID_NAME; MACH_RCV_TIMED_OUT; MACH_RCV_IN_SET for a member of a
-   * port set; MACH_RCV_PORT_DIED; MACH_RCV_PORT_CHANGED; KERN_INVALID_ARGUMENT for an `rcvSize`
+   * port set; MACH_RCV_PORT_DIED; MACH_RCV_PORT_CHANGED; MACH_RCV_INTERRUPTED when `abort` (the
+   * calling thread's: thread_abort, thread_terminate) fired first; KERN_INVALID_ARGUMENT for an `rcvSize`
    * that is not a non-negative integer.
    */
-  async receive(name: number, timeoutMs: number, option = 0, rcvSize = 0):
+  async receive(name: number, timeoutMs: number, option = 0, rcvSize = 0, abort?: AbortSignal):
     Promise<{ kr: number; msg?: MachMsgReceived; size?: number }> {
     if (!Number.isSafeInteger(rcvSize) || rcvSize < 0) return { kr: KERN_INVALID_ARGUMENT };
     const large = (option & MACH_RCV_LARGE) !== 0;
     const limit: ReceiveLimit<KMsg> | undefined = rcvSize === 0 ? undefined
       : { fits: (kmsg) => messageSize(kmsg) <= rcvSize, large };
-    const deadline = new Deadline(this.#ipc.clock, timeoutMs);
+    const deadline = new Deadline(this.#ipc.clock, timeoutMs, abort);
     try {
       const result = await this.#dequeue(name, { deadline, limit });
+      if (result.kr === MACH_RCV_TIMED_OUT && deadline.aborted) return { kr: MACH_RCV_INTERRUPTED };
       return result.msg === undefined ? { kr: result.kr } : this.#copyout(name, result.kr, result.msg, result.seqno ?? 0, large);
     } finally {
       deadline.cancel();

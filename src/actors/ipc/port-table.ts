@@ -44,11 +44,8 @@
  * `srights`, and a port left with none fires no-senders. Cost on the hot path: one more Atomics
  * add where a right is made or released, two where one leaves for another node.
  */
-import {
-  MACH_PORT_QLIMIT_DEFAULT, MACH_PORT_QLIMIT_MAX,
-} from '../../shared/constants.js';
-import type { NodeId, TaskId, PortId } from '../../shared/types.js';
-import { makeTaskId } from '../../shared/types.js';
+import { MACH_PORT_QLIMIT_DEFAULT, MACH_PORT_QLIMIT_MAX } from '../../shared/constants.js';
+import { MAX_NODES, makeTaskId, type NodeId, type TaskId, type PortId } from '../../shared/types.js';
 
 export const PORT_SLOTS = 1 << 18;
 const SLOT_BITS = 18n;
@@ -59,7 +56,7 @@ const LOCATION = 1;
 const MSGCOUNT = 2;
 const QLIMIT = 3;
 const SRIGHTS = 4;
-/** The kernel object's task sequence number times 4, plus the PortKind. */
+/** The kernel object's sequence number << 3 | PortKind (THREAD made 5 kinds; 2^28 objects a node fit). */
 const KOBJECT_KIND = 5;
 const RECEIVER = 6;
 const WAKE = 7;
@@ -76,8 +73,9 @@ const NEXT_NEW_SLOT = 0;
 /** Byte offset of the free-list head, a BigInt64 in the header slot. */
 const FREE_HEAD_BYTE = 8;
 
-/** What a port is: a plain port, a port set (never leaves its node), a task's or the host's kernel port. */
-export const PortKind = { PORT: 0, PORT_SET: 1, TASK: 2, HOST: 3 } as const;
+/** What a port is: a plain port, a port set (never leaves its node), a task's, the host's or a thread's kernel port. */
+export const PortKind = { PORT: 0, PORT_SET: 1, TASK: 2, HOST: 3, THREAD: 4 } as const;
+const KIND_BITS = 3, KIND_MASK = (1 << KIND_BITS) - 1;
 export type PortKind = (typeof PortKind)[keyof typeof PortKind];
 
 export function portSlot(port: PortId): number { return port % PORT_SLOTS; }
@@ -118,7 +116,7 @@ export class PortTable {
    * A new live port held at this node; undefined when every slot holds a live port (the callers
    * answer KERN_RESOURCE_SHORTAGE). Freed slots come first, from any node; then never-used ones.
    */
-  allocate(kind: PortKind, kobject: TaskId | null = null): PortId | undefined {
+  allocate(kind: PortKind, kobject: number | null = null): PortId | undefined {
     const slot = this.#pop() ?? this.#fresh();
     if (slot === undefined) return undefined;
     const base = slot * WORDS;
@@ -126,7 +124,7 @@ export class PortTable {
     Atomics.store(this.#words, base + MSGCOUNT, 0);
     Atomics.store(this.#words, base + QLIMIT, MACH_PORT_QLIMIT_DEFAULT);
     Atomics.store(this.#words, base + SRIGHTS, 0);
-    Atomics.store(this.#words, base + KOBJECT_KIND, (kobject === null ? 0 : Math.floor(kobject / 1024)) * 4 + kind);
+    Atomics.store(this.#words, base + KOBJECT_KIND, ((kobject === null ? 0 : Math.floor(kobject / MAX_NODES)) << KIND_BITS) | kind);
     Atomics.store(this.#words, base + RECEIVER, this.#node);
     for (let node = 0; node < this.#nodes; node++) {
       Atomics.store(this.#sendOnce, node * PORT_SLOTS + slot, 0);
@@ -200,13 +198,15 @@ export class PortTable {
   /** A space on `node` took the receive right: the queue belongs there from now on. */
   setReceiver(port: PortId, node: NodeId): void { Atomics.store(this.#words, this.#at(port, RECEIVER), node); }
 
-  kind(port: PortId): PortKind { return (Atomics.load(this.#words, this.#at(port, KOBJECT_KIND)) & 3) as PortKind; }
+  kind(port: PortId): PortKind { return (Atomics.load(this.#words, this.#at(port, KOBJECT_KIND)) & KIND_MASK) as PortKind; }
 
   /** The task whose kernel port this is (task ports never move: their node is the task's). */
-  taskOf(port: PortId): TaskId | undefined {
-    if (this.kind(port) !== PortKind.TASK || !this.isAlive(port)) return undefined;
+  taskOf(port: PortId): TaskId | undefined { return this.kobjectOf(port, PortKind.TASK) as TaskId | undefined; }
+  /** The live `port`'s task or thread id (makeTaskId-shaped; those kernel ports never move). */
+  kobjectOf(port: PortId, kind: PortKind): number | undefined {
+    if (this.kind(port) !== kind || !this.isAlive(port)) return undefined;
     const node = Atomics.load(this.#words, this.#at(port, LOCATION)) as NodeId;
-    return makeTaskId(node, Atomics.load(this.#words, this.#at(port, KOBJECT_KIND)) >>> 2);
+    return makeTaskId(node, Atomics.load(this.#words, this.#at(port, KOBJECT_KIND)) >>> KIND_BITS);
   }
 
   /**

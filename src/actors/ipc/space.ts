@@ -322,11 +322,12 @@ export class TaskIpc {
   lookupRegistered(): { kr: number; names: number[] } { return this.#special.lookupRegistered(); }
 
   /** mach_msg's send half: see MachMsg.send. */
-  send(msg: MachMsgSend, timeoutMs: number): Promise<number> { return this.#msg.send(msg, timeoutMs); }
+  send(msg: MachMsgSend, timeoutMs: number, abort?: AbortSignal): Promise<number> { return this.#msg.send(msg, timeoutMs, abort); }
 
   /** mach_msg's receive half: see MachMsg.receive. */
-  receive(name: number, timeoutMs: number, option = 0, rcvSize = 0): Promise<{ kr: number; msg?: MachMsgReceived; size?: number }> {
-    return this.#msg.receive(name, timeoutMs, option, rcvSize);
+  receive(name: number, timeoutMs: number, option = 0, rcvSize = 0, abort?: AbortSignal):
+    Promise<{ kr: number; msg?: MachMsgReceived; size?: number }> {
+    return this.#msg.receive(name, timeoutMs, option, rcvSize, abort);
   }
 
   /** Copies `right` out into this space (see copyoutOrDestroy). */

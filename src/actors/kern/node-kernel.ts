@@ -18,7 +18,8 @@ import { isLedgerRef } from './ledger.js';
 import { TaskActor } from './task.js';
 import { executeTask, taskContext, type CodeReply } from './task-code.js';
 import { TaskFork } from './task-fork.js';
-import { VmRoutines } from './vm-routines.js';
+import { ThreadRoutines } from './thread-routines.js';
+import type { ThreadCallsOfTask } from './syscall.js';
 import { onTaskPort } from './task-port.js';
 
 const FORK_MODES: readonly ForkMode[] = ['create', 'clone', 'teleport'];
@@ -29,7 +30,7 @@ export interface NodeLinks {
   callNode(node: NodeId, method: keyof NodeApi, args: readonly unknown[]): Promise<{ kr: number }>;
 }
 
-export class NodeKernel extends VmRoutines implements NodeApi {
+export class NodeKernel extends ThreadRoutines implements NodeApi {
   readonly id: NodeId;
   readonly nodes: number;
   readonly pageSize: number;
@@ -187,6 +188,7 @@ export class NodeKernel extends VmRoutines implements NodeApi {
 
   #terminate(task: TaskActor): MemoryObjectName[] {
     this.#tasks.delete(task.id);
+    this.endThreads(task.id);
     const released: MemoryObjectName[] = [];
     this.cache.release(task.terminate(), released);
     return released;
@@ -207,7 +209,8 @@ export class NodeKernel extends VmRoutines implements NodeApi {
 
   taskInfo(id: TaskId): { kr: number; info?: TaskBasicInfo } {
     const task = this.taskOf(id);
-    return task === undefined ? { kr: KERN_INVALID_ARGUMENT } : { kr: KERN_SUCCESS, info: task.info() };
+    return task === undefined ? { kr: KERN_INVALID_ARGUMENT }
+      : { kr: KERN_SUCCESS, info: { ...task.info(), threadCount: this.liveThreads(id) } };
   }
 
   taskSetSecurityToken(id: TaskId, token: SecurityToken): KrReply {
@@ -219,11 +222,20 @@ export class NodeKernel extends VmRoutines implements NodeApi {
 
   /** Runs task code in task `id` (task-code.ts executeTask), its context wired to this node's routines. */
   taskExecute(id: TaskId, moduleUrl: string, exportName: string, args: readonly unknown[]): Promise<CodeReply> {
-    const routine = (method: keyof NodeApi, target: TaskId, routineArgs: readonly unknown[]) =>
+    return executeTask(this.taskOf(id), id, this.id, moduleUrl, exportName, args, (task) => {
+      const { call, onTask } = this.threadCalls(task);
+      return taskContext(task, this.pageSize, call, onTask);
+    });
+  }
+
+  protected threadCalls(task: TaskActor): ThreadCallsOfTask {
+    const local = (method: keyof NodeApi, target: TaskId, routineArgs: readonly unknown[]) =>
       (this[method] as (...routineArgs: unknown[]) => unknown)(target, ...routineArgs);
-    return executeTask(this.taskOf(id), id, this.id, moduleUrl, exportName, args, (task) =>
-      taskContext(task, this.pageSize, (method, callArgs) => routine(method, task.id, callArgs),
-        onTaskPort(task, this.cache, routine, this.#callNode)));
+    return {
+      call: (method, callArgs) => local(method, task.id, callArgs),
+      onTask: onTaskPort(task, this.cache, local, this.#callNode),
+      local, callNode: this.#callNode, table: this.nodeIpc.table,
+    };
   }
 
   /**

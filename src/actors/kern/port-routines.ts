@@ -78,18 +78,20 @@ export abstract class PortRoutines {
    * receive is skipped when the send fails. `timeout` (ms) applies to the halves whose
    * MACH_SEND_TIMEOUT / MACH_RCV_TIMEOUT option is set; the others wait as long as it takes.
    * Returns what TaskIpc.send and TaskIpc.receive return; MACH_SEND_INVALID_HEADER for a
-   * malformed timeout; KERN_INVALID_ARGUMENT for an unknown task.
+   * malformed timeout; KERN_INVALID_ARGUMENT for an unknown task. `abort` is the calling thread's
+   * (in-node calls only: the call gate, syscall.ts, passes it): its waits end interrupted.
    */
-  async machMsg(id: TaskId, msg: MachMsgSend | null, option: number, rcvName: number, timeout: number, rcvSize = 0):
-    Promise<{ kr: number; msg?: MachMsgReceived; size?: number }> {
+  async machMsg(id: TaskId, msg: MachMsgSend | null, option: number, rcvName: number, timeout: number, rcvSize = 0,
+    abort?: unknown): Promise<{ kr: number; msg?: MachMsgReceived; size?: number }> {
     const ipc = this.spaceOf(id);
+    const signal = abort instanceof AbortSignal ? abort : undefined;
     if (ipc === undefined || !Number.isInteger(option)) return { kr: KERN_INVALID_ARGUMENT };
     if (typeof timeout !== 'number' || !(timeout >= 0)) return { kr: MACH_SEND_INVALID_HEADER };
     if (option & MACH_SEND_MSG) {
-      const kr = await ipc.send(msg as MachMsgSend, option & MACH_SEND_TIMEOUT ? timeout : Infinity);
+      const kr = await ipc.send(msg as MachMsgSend, option & MACH_SEND_TIMEOUT ? timeout : Infinity, signal);
       if (kr !== MACH_MSG_SUCCESS) return { kr };
     }
-    if (option & MACH_RCV_MSG) return ipc.receive(rcvName, option & MACH_RCV_TIMEOUT ? timeout : Infinity, option, rcvSize);
+    if (option & MACH_RCV_MSG) return ipc.receive(rcvName, option & MACH_RCV_TIMEOUT ? timeout : Infinity, option, rcvSize, signal);
     return { kr: MACH_MSG_SUCCESS };
   }
 

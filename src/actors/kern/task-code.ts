@@ -7,7 +7,7 @@ import { workerData } from 'node:worker_threads';
 import { KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_SUCCESS, KERN_TERMINATED } from '../../shared/constants.js';
 import { NodeActivity } from '../../shared/node-activity.js';
 import type { NodeApi, SerializedError } from '../../shared/protocol.js';
-import type { TaskContext } from '../../shared/context.js';
+import type { TaskContext, ViewType } from '../../shared/context.js';
 import { KernError } from '../../shared/errors.js';
 import { taskIpcMach, type TaskCall } from '../../shared/ipc-facade.js';
 import { taskMach, type CallOnTask } from '../../shared/task-facade.js';
@@ -88,9 +88,9 @@ export async function executeTask(task: TaskActor | undefined, id: number, node:
  * Runs task code of `task` and settles with what it returned or threw (KERN_FAILURE). Its
  * synchronous part runs with the activity word naming the task.
  */
-export async function runTaskCode(task: number, entry: TaskEntry, args: readonly unknown[]): Promise<CodeReply> {
+export async function runTaskCode(task: number, entry: TaskEntry, args: readonly unknown[], thread = 0): Promise<CodeReply> {
   let result: unknown;
-  activity?.enter(task);
+  activity?.enter(task, thread);
   try {
     result = entry(...args);
   } catch (error) {
@@ -110,9 +110,9 @@ export async function runTaskCode(task: number, entry: TaskEntry, args: readonly
  * The word names the task until the node next returns to its event loop: a continuation after
  * an `await` cannot be seen ending, but nothing else runs before the loop turns.
  */
-export function taskCodeRuns(task: number): void {
+export function taskCodeRuns(task: number, thread = 0): void {
   if (activity === undefined) return;
-  activity.enter(task);
+  activity.enter(task, thread);
   if (leaving) return;
   leaving = true;
   setImmediate(() => {
@@ -122,11 +122,11 @@ export function taskCodeRuns(task: number): void {
 }
 
 /** A kernel call made by task code: its settling resumes that code. */
-export function resumesTaskCode<T>(task: number, reply: Promise<T>): Promise<T> {
+export function resumesTaskCode<T>(task: number, reply: Promise<T>, thread = 0): Promise<T> {
   if (activity === undefined) return reply;
-  taskCodeRuns(task);
+  taskCodeRuns(task, thread);
   return reply.then((value) => {
-    taskCodeRuns(task);
+    taskCodeRuns(task, thread);
     return value;
   });
 }
@@ -137,22 +137,26 @@ export function resumesTaskCode<T>(task: number, reply: Promise<T>): Promise<T> 
  * taken, marks the task's code as running again.
  */
 export function taskContext(task: TaskActor, pageSize: number,
-  call: (method: keyof NodeApi, args: unknown[]) => unknown, onTask: CallOnTask<number>): TaskContext {
+  call: (method: keyof NodeApi, args: unknown[]) => unknown, onTask: CallOnTask<number>, thread = 0): TaskContext {
   const mach = ((method: keyof NodeApi, ...args: unknown[]) =>
-    resumesTaskCode(task.id, Promise.resolve(call(method, args)))) as TaskCall;
+    resumesTaskCode(task.id, Promise.resolve(call(method, args)), thread)) as TaskCall;
   const onTaskPort = onTask as (name: number, ...rest: unknown[]) => Promise<{ kr: number }>;
-  const callOn = ((name: number, ...rest: unknown[]) => resumesTaskCode(task.id, onTaskPort(name, ...rest))) as CallOnTask<number>;
+  const callOn = ((name: number, ...rest: unknown[]) => resumesTaskCode(task.id, onTaskPort(name, ...rest), thread)) as CallOnTask<number>;
   return {
     node: task.node,
     task: task.id,
     pageSize,
     mach: { ...taskIpcMach(mach), ...taskMach(callOn) },
-    view: (address, size) => {
-      taskCodeRuns(task.id);
+    view: ((address: number, size: number, type: ViewType<ArrayBufferView> = Uint8Array) => {
+      taskCodeRuns(task.id, thread);
+      const element = (type as { BYTES_PER_ELEMENT?: unknown } | null)?.BYTES_PER_ELEMENT;
+      if (typeof element !== 'number' || address % element !== 0 || size % element !== 0) {
+        throw new KernError(KERN_INVALID_ARGUMENT, `view(${address}, ${size}): not a typed-array type, or address and size not multiples of its element size`);
+      }
       const view = task.map.view(address, size);
       if (view.kr !== KERN_SUCCESS) throw new KernError(view.kr, `view(${address}, ${size})`);
-      return new Uint8Array(view.sab!, view.byteOffset, view.length);
-    },
+      return new type(view.sab!, view.byteOffset!, view.length! / element);
+    }) as TaskContext['view'],
   };
 }
 
@@ -178,7 +182,7 @@ function safeString(value: unknown, fallback: string): string {
  * KERN_FAILURE naming what it refused and where (task code's return value, or a routine's reply).
  */
 export function uncloneableReply(method: string, result: unknown, error: unknown): { kr: number; error: SerializedError } {
-  const returned = method === 'taskExecute' && typeof result === 'object' && result !== null && 'value' in result;
+  const returned = (method === 'taskExecute' || method === 'threadJoin') && typeof result === 'object' && result !== null && 'value' in result;
   const what = returned ? "task code's return value" : `the reply of ${method}`;
   const found = safely(() => findUncloneable(returned ? (result as { value: unknown }).value : result, '', new Set(), { left: 10_000 }));
   const reason = found ?? truncate(safeString((error as { message?: unknown } | null)?.message, 'not cloneable'), 200);
