@@ -7,3 +7,11 @@ describe('examples/ports.mjs (the README example)', () => {
     expect(await main()).toEqual(['node 1 says: HELLO', 'node 1 says: MACH']);
   });
 });
+
+describe('examples/barrier.mjs (the README threads example)', () => {
+  it('keeps a thread on each node in lockstep at a shared-memory Barrier and counts exactly', async () => {
+    // @ts-expect-error -- a plain .mjs example, imported as users run it
+    const { main } = await import('../examples/barrier.mjs') as { main: (rounds: number) => Promise<{ nodes: number[]; total: number }> };
+    expect(await main(50)).toEqual({ nodes: [0, 1], total: 100 });
+  });
+});
