@@ -13,6 +13,7 @@ export type { ThreadMach, ThreadBasicInfoOut } from './shared/thread-facade.js';
 export * from './shared/thread-types.js';
 export { Barrier, BARRIER_BYTES } from './shared/barrier.js';
 export { KernError, krName } from './shared/errors.js';
-export type { PagerInfo, RegionInfo, TaskBasicInfo } from './shared/protocol.js';
+export type { ExceptionPortsReply, PagerInfo, RegionInfo, TaskBasicInfo, TaskExit } from './shared/protocol.js';
+export * from './shared/exc-wire.js';
 export type { NodeId, SecurityToken, TaskId } from './shared/types.js';
 export * from './shared/constants.js';

@@ -4,14 +4,14 @@
  * same `request` and returns the kern_return_t instead.
  */
 import {
-  KERN_INVALID_ARGUMENT, KERN_SUCCESS, MACH_PORT_RIGHT_RECEIVE, MACH_RCV_MSG,
+  EXC_MASK_ALL, EXCEPTION_DEFAULT, KERN_INVALID_ARGUMENT, KERN_SUCCESS, KERN_TERMINATED, MACH_PORT_RIGHT_RECEIVE, MACH_RCV_MSG,
   MACH_RCV_TIMEOUT, MACH_SEND_MSG, MACH_SEND_TIMEOUT, VM_INHERIT_COPY, VM_INHERIT_NONE,
   VM_INHERIT_SHARE,
 } from './shared/constants.js';
 import { taskIpcMach, type PortRight, type TaskIpcMach } from './shared/ipc-facade.js';
 import { toBytes } from './shared/task-facade.js';
 import { KernError } from './shared/errors.js';
-import type { NodeApi, RegionInfo, Reply, RestParameters, TaskBasicInfo } from './shared/protocol.js';
+import type { ExceptionPortsReply, NodeApi, RegionInfo, Reply, RestParameters, SerializedError, TaskBasicInfo } from './shared/protocol.js';
 import type { NodeId, SecurityToken, TaskId } from './shared/types.js';
 import type { TaskKernel } from './mach.js';
 import { codeError, jsState, moduleSpecifier, type Thread } from './thread.js';
@@ -144,6 +144,36 @@ export class Task implements TaskHandle {
   /** task_terminate. */
   async terminate(): Promise<void> {
     check(await this.request('taskTerminate'), 'task_terminate');
+  }
+
+  /**
+   * Settles when the task ends: resolves once it is terminated (task_terminate, teleport);
+   * rejects with KernError KERN_FAILURE when an exception no handler took ended it, its `cause`
+   * holding the error's name, message and stack with `exception`, `code` and `thread`.
+   */
+  async exited(): Promise<void> {
+    const exit = await this.request('taskExited');
+    if (exit.kr === KERN_TERMINATED) return;
+    const error = exit.error === undefined ? undefined
+      : { ...exit.error, exception: exit.exception, code: exit.code, thread: exit.thread } as SerializedError;
+    throw codeError(exit.kr, `task ${this.id} ended by an exception no handler took`, error);
+  }
+
+  /** task_set_exception_ports: the send right `port` (named in this task) handles the types in `mask`. */
+  async setExceptionPorts(mask: number, port: number, behavior: number = EXCEPTION_DEFAULT,
+    flavor: number = NORMA_THREAD_STATE_JS): Promise<void> {
+    checkKr(await this.kernel.mach.task_set_exception_ports(this, mask, port, behavior, flavor), 'task_set_exception_ports');
+  }
+
+  /** task_get_exception_ports: the handlers of the types in `mask`, as the man page's out-values. */
+  async exceptionPorts(mask: number = EXC_MASK_ALL): Promise<ExceptionPortsReply> {
+    return check(await this.kernel.mach.task_get_exception_ports(this, mask), 'task_get_exception_ports');
+  }
+
+  /** task_swap_exception_ports: set, answering the handlers from before. */
+  async swapExceptionPorts(mask: number, port: number, behavior: number = EXCEPTION_DEFAULT,
+    flavor: number = NORMA_THREAD_STATE_JS): Promise<ExceptionPortsReply> {
+    return check(await this.kernel.mach.task_swap_exception_ports(this, mask, port, behavior, flavor), 'task_swap_exception_ports');
   }
 
   /** task_suspend. */

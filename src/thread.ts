@@ -5,9 +5,9 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { KERN_SUCCESS, KERN_TERMINATED } from './shared/constants.js';
+import { EXC_MASK_ALL, EXCEPTION_DEFAULT, KERN_SUCCESS, KERN_TERMINATED } from './shared/constants.js';
 import { KernError } from './shared/errors.js';
-import type { NodeApi, Reply, RestParameters, SerializedError } from './shared/protocol.js';
+import type { ExceptionPortsReply, NodeApi, Reply, RestParameters, SerializedError } from './shared/protocol.js';
 import {
   NORMA_THREAD_STATE_JS, THREAD_BASIC_INFO, type ThreadBasicInfo, type ThreadId, type ThreadStateJs,
 } from './shared/thread-types.js';
@@ -40,9 +40,11 @@ export class Thread implements ThreadHandle {
   }
 
   /**
-   * The thread's result once it ends. Rejects with KernError: KERN_FAILURE when its code threw
-   * or rejected (for now: exceptions as messages come later), `cause` holding the error's name,
-   * message and stack; KERN_TERMINATED when it or its task was terminated; KERN_NODE_DOWN.
+   * The thread's result once it ends. Its code's throw or rejection raises an exception
+   * (EXC_SOFTWARE) to its handlers: one that answers KERN_SUCCESS resumes it (the state it set,
+   * or an end resolving undefined). Rejects with KernError: KERN_FAILURE when no handler took
+   * it, `cause` holding the error's name, message and stack; KERN_TERMINATED when it or its
+   * task was terminated; KERN_NODE_DOWN.
    */
   join(): Promise<unknown> {
     this.#joined ??= this.request('threadJoin').then((reply) => {
@@ -79,6 +81,27 @@ export class Thread implements ThreadHandle {
   async setState(module: string | { readonly href: string }, entry: string, ...args: unknown[]): Promise<void> {
     const reply = await this.request('threadSetState', NORMA_THREAD_STATE_JS, jsState(module, entry, args));
     if (reply.kr !== KERN_SUCCESS) throw codeError(reply.kr, 'thread_set_state', reply.error);
+  }
+
+  /** thread_set_exception_ports: `port` is a send right named in the thread's task. */
+  async setExceptionPorts(mask: number, port: number, behavior: number = EXCEPTION_DEFAULT,
+    flavor: number = NORMA_THREAD_STATE_JS): Promise<void> {
+    check((await this.request('threadSetExceptionPorts', mask, port, behavior, flavor)).kr, 'thread_set_exception_ports');
+  }
+
+  /** thread_get_exception_ports, as the man page's out-values (names in the thread's task). */
+  async exceptionPorts(mask: number = EXC_MASK_ALL): Promise<ExceptionPortsReply> {
+    const reply = await this.request('threadGetExceptionPorts', mask);
+    check(reply.kr, 'thread_get_exception_ports');
+    return reply;
+  }
+
+  /** thread_swap_exception_ports: set, answering the handlers from before. */
+  async swapExceptionPorts(mask: number, port: number, behavior: number = EXCEPTION_DEFAULT,
+    flavor: number = NORMA_THREAD_STATE_JS): Promise<ExceptionPortsReply> {
+    const reply = await this.request('threadSwapExceptionPorts', mask, port, behavior, flavor);
+    check(reply.kr, 'thread_swap_exception_ports');
+    return reply;
   }
 
   toString(): string { return `thread ${this.id} of task ${this.task.id} on node ${this.node}`; }

@@ -48,17 +48,20 @@ describe('threads: spawn and join', () => {
     expect(typeof who.thread).toBe('number');
   });
 
-  it('rejects a join with KERN_FAILURE carrying the error when the code throws (exception messages come later)', async () => {
+  it('rejects a join with KERN_FAILURE carrying the error when the code throws and no handler takes it', async () => {
     const { task } = await taskWithPage();
+    // With no exception handler each failure terminates its task (test/exceptions.test.ts).
+    const spare = [await task.create(), await task.create()];
+    const fresh = async () => spare.shift()!;
     const error = await rejection((await task.spawn(basic, 'boom')).join());
     expect(error.kr).toBe(KERN_FAILURE);
     expect(error.message).toContain('boom in a thread');
     expect(error.cause).toMatchObject({ name: 'RangeError', message: 'boom in a thread' });
     expect((error.cause as { stack?: string }).stack).toContain('boom');
-    const unclonable = await rejection((await task.spawn(basic, 'returnsFunction')).join());
+    const unclonable = await rejection((await (await fresh()).spawn(basic, 'returnsFunction')).join());
     expect(unclonable.kr).toBe(KERN_FAILURE);
     expect(unclonable.message).toContain('function handler at .handler');
-    expect(await (await task.spawn(basic, 'add', 1, 1)).join()).toBe(2); // the node lives on
+    expect(await (await (await fresh()).spawn(basic, 'add', 1, 1)).join()).toBe(2); // the node lives on
   });
 });
 

@@ -265,3 +265,65 @@ export const {
   MACH_NOTIFY_FIRST, MACH_NOTIFY_PORT_DELETED, MACH_NOTIFY_PORT_DESTROYED,
   MACH_NOTIFY_NO_SENDERS, MACH_NOTIFY_SEND_ONCE, MACH_NOTIFY_DEAD_NAME, MACH_NOTIFY_LAST,
 } = MachNotify;
+
+/** Exception types (mach/exception_types.h, OSF MK and xnu; xnu adds 10-13). */
+export const ExceptionType = {
+  EXC_BAD_ACCESS: 1,
+  EXC_BAD_INSTRUCTION: 2,
+  EXC_ARITHMETIC: 3,
+  EXC_EMULATION: 4,
+  /** What norma raises for a thread's uncaught throw or rejection (codes: EXC_SOFT_JS_*). */
+  EXC_SOFTWARE: 5,
+  EXC_BREAKPOINT: 6,
+  EXC_SYSCALL: 7,
+  EXC_MACH_SYSCALL: 8,
+  EXC_RPC_ALERT: 9,
+} as const;
+export const {
+  EXC_BAD_ACCESS, EXC_BAD_INSTRUCTION, EXC_ARITHMETIC, EXC_EMULATION, EXC_SOFTWARE, EXC_BREAKPOINT,
+  EXC_SYSCALL, EXC_MACH_SYSCALL, EXC_RPC_ALERT,
+} = ExceptionType;
+
+/** EXC_MASK_x = 1 << EXC_x (mach/exception_types.h). */
+export const ExceptionMask = {
+  EXC_MASK_BAD_ACCESS: 1 << 1,
+  EXC_MASK_BAD_INSTRUCTION: 1 << 2,
+  EXC_MASK_ARITHMETIC: 1 << 3,
+  EXC_MASK_EMULATION: 1 << 4,
+  EXC_MASK_SOFTWARE: 1 << 5,
+  EXC_MASK_BREAKPOINT: 1 << 6,
+  EXC_MASK_SYSCALL: 1 << 7,
+  EXC_MASK_MACH_SYSCALL: 1 << 8,
+  EXC_MASK_RPC_ALERT: 1 << 9,
+  /** Every type above (OSF MK's EXC_MASK_ALL). */
+  EXC_MASK_ALL: 0x3fe,
+} as const;
+export const {
+  EXC_MASK_BAD_ACCESS, EXC_MASK_BAD_INSTRUCTION, EXC_MASK_ARITHMETIC, EXC_MASK_EMULATION, EXC_MASK_SOFTWARE,
+  EXC_MASK_BREAKPOINT, EXC_MASK_SYSCALL, EXC_MASK_MACH_SYSCALL, EXC_MASK_RPC_ALERT, EXC_MASK_ALL,
+} = ExceptionMask;
+
+/** Exception behaviors (mach/exception_types.h): which exc message the kernel sends. */
+export const ExceptionBehavior = {
+  /** exception_raise (msgh_id 2401): thread and task ports, exception, codes. */
+  EXCEPTION_DEFAULT: 1,
+  /** exception_raise_state (2402): exception, codes, the thread's state; no ports. */
+  EXCEPTION_STATE: 2,
+  /** exception_raise_state_identity (2403): ports, exception, codes and state. */
+  EXCEPTION_STATE_IDENTITY: 3,
+} as const;
+export const { EXCEPTION_DEFAULT, EXCEPTION_STATE, EXCEPTION_STATE_IDENTITY } = ExceptionBehavior;
+
+/**
+ * EXC_SOFTWARE codes norma raises (code[0]; in the OS-emulation range 0x10000-0x1FFFF where
+ * xnu puts EXC_SOFT_SIGNAL 0x10003): the thread's entry threw or its promise rejected, or it
+ * returned a value that cannot be cloned (a function, a Symbol). code[1] is 0.
+ */
+export const EXC_SOFT_JS_THROW = 0x10555;
+export const EXC_SOFT_JS_UNCLONEABLE = 0x10556;
+
+/** MIG ids of the exc subsystem (base 2400) and of MIG replies (request + 100). */
+export const EXC_RAISE_ID = 2401;
+export const EXC_RAISE_STATE_ID = 2402;
+export const EXC_RAISE_STATE_IDENTITY_ID = 2403;
+export const MIG_REPLY_OFFSET = 100;

@@ -200,6 +200,21 @@ export interface TaskImage {
 export interface InheritedPorts {
   readonly special: readonly (readonly [number, PortId])[];
   readonly registered: readonly (PortId | null)[];
+  /** Exception ports by type (index: EXC_*), null where none; absent: none at all. */
+  readonly exceptions?: readonly (ExceptionEntry | null)[];
+}
+
+/** One exception type's handler: a send right, its behavior (EXCEPTION_*) and state flavor. */
+export interface ExceptionEntry { readonly port: PortId; readonly behavior: number; readonly flavor: number }
+
+/** task_/thread_get_exception_ports' out-values (names in the target task's space). */
+export interface ExceptionPortsReply {
+  readonly kr: number;
+  readonly masks: number[];
+  readonly old_exception_ports: number[];
+  readonly old_behaviors: number[];
+  readonly old_flavors: number[];
+  readonly old_exception_count: number;
 }
 
 /** How a child's address space is drawn from its parent (MACH.md §4). */
@@ -334,6 +349,25 @@ export interface NodeApi {
   /** Settles when the thread ends: its result, or why it failed (KERN_FAILURE, KERN_TERMINATED). */
   threadJoin(thread: ThreadId): Promise<{ kr: number; value?: unknown; error?: SerializedError }>;
   taskThreads(task: TaskId): { kr: number; threads?: ThreadRef[] };
+
+  /** Exception ports (kern/exception-routines.ts): names in the task's (the thread's task's) space. */
+  taskSetExceptionPorts(task: TaskId, mask: number, name: number, behavior: number, flavor: number): KrReply;
+  taskGetExceptionPorts(task: TaskId, mask: number): ExceptionPortsReply;
+  taskSwapExceptionPorts(task: TaskId, mask: number, name: number, behavior: number, flavor: number): ExceptionPortsReply;
+  threadSetExceptionPorts(thread: ThreadId, mask: number, name: number, behavior: number, flavor: number): KrReply;
+  threadGetExceptionPorts(thread: ThreadId, mask: number): ExceptionPortsReply;
+  threadSwapExceptionPorts(thread: ThreadId, mask: number, name: number, behavior: number, flavor: number): ExceptionPortsReply;
+  /** Settles when the task ends: KERN_TERMINATED, or KERN_FAILURE with the exception no handler took. */
+  taskExited(task: TaskId): Promise<TaskExit>;
+}
+
+/** How a task ended (taskExited). */
+export interface TaskExit {
+  readonly kr: number;
+  readonly error?: SerializedError;
+  readonly exception?: number;
+  readonly code?: readonly number[];
+  readonly thread?: ThreadId;
 }
 
 /** A thread, with its kernel port (for a name in a task's space). */

@@ -5,7 +5,7 @@
  * serves both; `act` turns a new or listed thread into the face's thread_act_t.
  */
 import { KERN_SUCCESS } from './constants.js';
-import type { NodeApi, Reply, RestParameters, ThreadRef } from './protocol.js';
+import type { ExceptionPortsReply, NodeApi, Reply, RestParameters, ThreadRef } from './protocol.js';
 import type { CallOnTask } from './task-facade.js';
 import type { ThreadStateJs } from './thread-types.js';
 
@@ -33,6 +33,23 @@ export interface ThreadMach<Task, Act> {
   thread_abort(target_act: Act): Promise<number>;
   thread_info(target_act: Act, flavor: number): Promise<{ kr: number; thread_info?: ThreadBasicInfoOut }>;
   task_threads(target_task: Task): Promise<{ kr: number; act_list: readonly Act[]; act_count: number }>;
+  /** Exception ports: `new_port` and the ports answered are names in the target task's space. */
+  task_set_exception_ports(task: Task, exception_mask: number, new_port: number, behavior: number, new_flavor: number): Promise<number>;
+  task_get_exception_ports(task: Task, exception_mask: number): Promise<ExceptionPortsReply>;
+  task_swap_exception_ports(task: Task, exception_mask: number, new_port: number, behavior: number, new_flavor: number):
+    Promise<ExceptionPortsReply>;
+  thread_set_exception_ports(thread: Act, exception_mask: number, new_port: number, behavior: number, new_flavor: number): Promise<number>;
+  thread_get_exception_ports(thread: Act, exception_mask: number): Promise<ExceptionPortsReply>;
+  thread_swap_exception_ports(thread: Act, exception_mask: number, new_port: number, behavior: number, new_flavor: number):
+    Promise<ExceptionPortsReply>;
+}
+
+/** A get or swap reply as the man pages name it (a refusal from before the routine ran has empty arrays). */
+function portsOut(reply: Partial<ExceptionPortsReply> & { kr: number }): ExceptionPortsReply {
+  return {
+    kr: reply.kr, masks: reply.masks ?? [], old_exception_ports: reply.old_exception_ports ?? [],
+    old_behaviors: reply.old_behaviors ?? [], old_flavors: reply.old_flavors ?? [], old_exception_count: reply.old_exception_count ?? 0,
+  };
 }
 
 export interface ThreadCalls<Task, Act> {
@@ -75,6 +92,20 @@ export function threadMach<Task, Act>(calls: ThreadCalls<Task, Act>): ThreadMach
       const refs = 'threads' in reply && reply.threads !== undefined ? reply.threads : [];
       const act_list = refs.map((ref) => act(target_task, ref));
       return { kr: reply.kr, act_list, act_count: act_list.length };
+    },
+    async task_set_exception_ports(task, mask, port, behavior, flavor) {
+      return (await onTask(task, 'taskSetExceptionPorts', mask, port, behavior, flavor)).kr;
+    },
+    async task_get_exception_ports(task, mask) { return portsOut(await onTask(task, 'taskGetExceptionPorts', mask)); },
+    async task_swap_exception_ports(task, mask, port, behavior, flavor) {
+      return portsOut(await onTask(task, 'taskSwapExceptionPorts', mask, port, behavior, flavor));
+    },
+    async thread_set_exception_ports(thread, mask, port, behavior, flavor) {
+      return (await onThread(thread, 'threadSetExceptionPorts', mask, port, behavior, flavor)).kr;
+    },
+    async thread_get_exception_ports(thread, mask) { return portsOut(await onThread(thread, 'threadGetExceptionPorts', mask)); },
+    async thread_swap_exception_ports(thread, mask, port, behavior, flavor) {
+      return portsOut(await onThread(thread, 'threadSwapExceptionPorts', mask, port, behavior, flavor));
     },
   };
 }

@@ -73,8 +73,8 @@ const NEXT_NEW_SLOT = 0;
 /** Byte offset of the free-list head, a BigInt64 in the header slot. */
 const FREE_HEAD_BYTE = 8;
 
-/** What a port is: a plain port, a port set (never leaves its node), a task's, the host's or a thread's kernel port. */
-export const PortKind = { PORT: 0, PORT_SET: 1, TASK: 2, HOST: 3, THREAD: 4 } as const;
+/** A plain port, a port set, a task's, the host's or a thread's kernel port, or a kernel-received reply port (kern/kobject.ts). */
+export const PortKind = { PORT: 0, PORT_SET: 1, TASK: 2, HOST: 3, THREAD: 4, KERNEL_REPLY: 5 } as const;
 const KIND_BITS = 3, KIND_MASK = (1 << KIND_BITS) - 1;
 export type PortKind = (typeof PortKind)[keyof typeof PortKind];
 

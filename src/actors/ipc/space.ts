@@ -24,6 +24,7 @@ import { nameBody } from './notify.js';
 import { PortKind } from './port-table.js';
 import { PortRights } from './right.js';
 import { SpecialPorts } from './special-ports.js';
+import { ExceptionPorts } from './exception-ports.js';
 
 /** What mach_port_insert_right answers for a name the space refuses (see NameSpace.refuseName). */
 const NAME_REFUSALS: Readonly<Record<NameRefusal, number>> = {
@@ -49,6 +50,8 @@ export class TaskIpc {
   readonly #ipc: NodeIpc;
   readonly #msg: MachMsg;
   readonly #special: SpecialPorts;
+  /** Per-type exception ports (exception-ports.ts). */
+  readonly exceptions: ExceptionPorts;
 
   constructor(ipc: NodeIpc, task: TaskId, memory: OolMemory, inherited: InheritedPorts | null) {
     this.#ipc = ipc;
@@ -62,6 +65,7 @@ export class TaskIpc {
     ipc.table.addSendRight(port);
     this.rights.copyout({ kind: 'send', portId: port });
     this.#special = new SpecialPorts(ipc, this, inherited);
+    this.exceptions = new ExceptionPorts(ipc, this, inherited?.exceptions);
   }
 
   /** @internal For tests: how many destination ports this task keeps a sequence number for. */
@@ -307,7 +311,10 @@ export class TaskIpc {
   }
 
   /** The ports a child of this task inherits: see SpecialPorts.inheritable. */
-  inheritable(): InheritedPorts { return this.#special.inheritable(); }
+  inheritable(): InheritedPorts { return { ...this.#special.inheritable(), exceptions: this.exceptions.inheritable() }; }
+
+  /** The send right in the special slot `which`, if any (GNU's TASK_EXCEPTION_PORT for kern/exception.ts). */
+  specialPort(which: number): PortId | undefined { return this.#special.port(which); }
 
   /** task_get_special_port: see SpecialPorts. */
   getSpecialPort(which: number): { kr: number; name: number } { return this.#special.get(which); }
@@ -343,6 +350,7 @@ export class TaskIpc {
       if (this.space.lookup(name) !== undefined) this.rights.destroy(name);
     }
     this.#special.release();
+    this.exceptions.release();
     this.#ipc.destroyPort(this.taskPort);
   }
 }

@@ -11,6 +11,7 @@ import {
 import type { InheritedPorts } from '../../shared/protocol.js';
 import type { PortId, PortName } from '../../shared/types.js';
 import type { NodeIpc } from './ipc-node.js';
+import { releaseInheritedExceptions } from './exception-ports.js';
 import { copyoutOrDestroy, type MessageTask } from './mach-msg.js';
 
 const INHERITED_SPECIALS = [TASK_BOOTSTRAP_PORT, TASK_HOST_PORT, TASK_EXCEPTION_PORT, TASK_SAMPLE_PORT];
@@ -49,6 +50,9 @@ export class SpecialPorts {
     }
     return { special, registered: this.#registered.map(take) };
   }
+
+  /** The port in special slot `which`, if set. */
+  port(which: number): PortId | undefined { return this.#special.get(which); }
 
   /** What copyin of `name` by `disposition` would give (PortRights.copyinCheck), `name` refreshed first. */
   #check(name: number, disposition: number) {
@@ -141,4 +145,5 @@ export class SpecialPorts {
 export function releaseInherited(ipc: NodeIpc, inherited: InheritedPorts): void {
   for (const [, port] of inherited.special) ipc.notices.releaseSend(port, false);
   for (const port of inherited.registered) if (port !== null) ipc.notices.releaseSend(port, false);
+  releaseInheritedExceptions(ipc, inherited.exceptions);
 }

@@ -5,8 +5,8 @@
  * synchronous step, so concurrent callers each see a consistent snapshot: a node runs one
  * routine at a time.
  */
-import { KERN_INVALID_ARGUMENT, KERN_NODE_DOWN, KERN_RESOURCE_SHORTAGE, KERN_SUCCESS, TASK_HOST_PORT } from '../../shared/constants.js';
-import type { ForkMode, ForkReply, InheritedPorts, IpcTraffic, KrReply, NodeApi, NodeStartup, NodeToNode, ReleasingReply, TaskBasicInfo, TaskImage, TaskLedgers } from '../../shared/protocol.js';
+import { KERN_INVALID_ARGUMENT, KERN_NODE_DOWN, KERN_RESOURCE_SHORTAGE, KERN_SUCCESS, KERN_TERMINATED, TASK_HOST_PORT } from '../../shared/constants.js';
+import type { ForkMode, ForkReply, InheritedPorts, IpcTraffic, KrReply, NodeApi, NodeStartup, NodeToNode, ReleasingReply, TaskBasicInfo, TaskExit, TaskImage, TaskLedgers } from '../../shared/protocol.js';
 import { isSecurityToken, makeTaskId, type MemoryObjectName, type NodeId, type SecurityToken, type TaskId } from '../../shared/types.js';
 import { NodeIpc } from '../ipc/ipc-node.js';
 import { TaskIpc } from '../ipc/space.js';
@@ -44,6 +44,9 @@ export class NodeKernel extends ThreadRoutines implements NodeApi {
   readonly #down = new Set<NodeId>();
   /** Parents of teleports to another node, out of the task table until their child is built or not. */
   readonly #teleporting = new Map<TaskId, TaskActor>();
+  /** Who waits for a task's end (taskExited), and how tasks ended by an exception ended. */
+  readonly #exitWaiters = new Map<TaskId, Array<(exit: TaskExit) => void>>();
+  readonly #exits = new Map<TaskId, TaskExit>();
 
   /**
    * `links` reach the other nodes directly (node-main's peer channels). Without `holdings`
@@ -186,8 +189,11 @@ export class NodeKernel extends ThreadRoutines implements NodeApi {
   /** Objects whose last reference went elsewhere, to their home pagers (ObjectCache.handOn). */
   handOn(objects: readonly MemoryObjectName[]): void { this.cache.handOn(objects); }
 
-  #terminate(task: TaskActor): MemoryObjectName[] {
+  #terminate(task: TaskActor, exit: TaskExit = { kr: KERN_TERMINATED }): MemoryObjectName[] {
     this.#tasks.delete(task.id);
+    if (exit.kr !== KERN_TERMINATED) this.#exits.set(task.id, exit);
+    for (const waiter of this.#exitWaiters.get(task.id)?.splice(0) ?? []) waiter(exit);
+    this.#exitWaiters.delete(task.id);
     this.endThreads(task.id);
     const released: MemoryObjectName[] = [];
     this.cache.release(task.terminate(), released);
@@ -202,6 +208,24 @@ export class NodeKernel extends ThreadRoutines implements NodeApi {
     const task = this.taskOf(id);
     if (task === undefined) return { kr: KERN_INVALID_ARGUMENT, released: [] };
     return { kr: KERN_SUCCESS, released: this.#terminate(task) };
+  }
+
+  /** An unhandled exception ends the task (exception.ts): its memory goes as for task_terminate. */
+  protected exceptionExit(task: TaskActor, exit: TaskExit): void {
+    if (this.#tasks.get(task.id) !== task) return;
+    this.cache.handOn(this.#terminate(task, exit));
+  }
+
+  /**
+   * Settles when task `id` ends: KERN_FAILURE with the exception no handler took (kept for
+   * later callers too), else KERN_TERMINATED (also for a task that is not, or no longer, here).
+   */
+  taskExited(id: TaskId): Promise<TaskExit> {
+    const kept = this.#exits.get(id);
+    if (kept !== undefined || this.#tasks.get(id) === undefined) return Promise.resolve(kept ?? { kr: KERN_TERMINATED });
+    let waiters = this.#exitWaiters.get(id);
+    if (waiters === undefined) this.#exitWaiters.set(id, waiters = []);
+    return new Promise((resolve) => waiters.push(resolve));
   }
 
   taskSuspend(id: TaskId): KrReply { return { kr: this.taskOf(id)?.suspend() ?? KERN_INVALID_ARGUMENT }; }

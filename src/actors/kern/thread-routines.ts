@@ -2,19 +2,26 @@
  * NodeApi's thread routines (thread_create and the thread_* calls, task_threads), each run on
  * the thread's node, which is its task's. NodeKernel extends this class, so its routine table
  * stays one object. Each routine validates everything first (a bad flavor, state, module or
- * export, an argument that cannot be cloned), then acts: a refused call changes nothing.
+ * export, an argument that cannot be cloned), then acts: a refused call changes nothing. The
+ * task_ and thread_*_exception_ports routines are here too, and the run loop that turns a
+ * thread's uncaught error into an exception (exception.ts) and resumes it as its handler says.
  */
 import {
-  KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_RESOURCE_SHORTAGE, KERN_SUCCESS, KERN_TERMINATED,
+  EXC_SOFT_JS_THROW, EXC_SOFT_JS_UNCLONEABLE, EXC_SOFTWARE, KERN_FAILURE, KERN_INVALID_ARGUMENT,
+  KERN_RESOURCE_SHORTAGE, KERN_SUCCESS, KERN_TERMINATED,
 } from '../../shared/constants.js';
-import type { CodeKrReply, KrReply, SerializedError, ThreadReply } from '../../shared/protocol.js';
+import type {
+  CodeKrReply, ExceptionPortsReply, KrReply, SerializedError, TaskExit, ThreadReply,
+} from '../../shared/protocol.js';
 import {
   makeThreadId, NORMA_THREAD_STATE_JS, THREAD_BASIC_INFO, type ThreadId, type ThreadStateJs,
 } from '../../shared/thread-types.js';
 import type { TaskId } from '../../shared/types.js';
+import { ExceptionPorts } from '../ipc/exception-ports.js';
 import { PortKind } from '../ipc/port-table.js';
+import { exceptionTriage, type RaisedException } from './exception.js';
 import type { TaskActor } from './task.js';
-import { loadExport, runTaskCode, type TaskEntry } from './task-code.js';
+import { loadExport, runTaskCode, uncloneableReply, type TaskEntry } from './task-code.js';
 import { threadContext, type ThreadCallsOfTask } from './syscall.js';
 import { ThreadActor, type ThreadOutcome } from './thread.js';
 import { VmRoutines } from './vm-routines.js';
@@ -23,9 +30,13 @@ export abstract class ThreadRoutines extends VmRoutines {
   abstract readonly pageSize: number;
   /** What a thread of `task` calls the kernel through (its task's routines, other nodes). */
   protected abstract threadCalls(task: TaskActor): ThreadCallsOfTask;
+  /** No handler took a thread's exception: the task is terminated, and whoever waits on it told why. */
+  protected abstract exceptionExit(task: TaskActor, exit: TaskExit): void;
   /** Every thread here, ended ones too (for join) until their task ends. */
   readonly #threads = new Map<ThreadId, ThreadActor>();
   readonly #byTask = new Map<TaskId, Set<ThreadActor>>();
+  /** Outcomes of threads whose unhandled exception ended their task: joins after that still learn why. */
+  readonly #fatal = new Map<ThreadId, ThreadOutcome>();
   #nextThread = 1;
 
   /**
@@ -46,7 +57,7 @@ export abstract class ThreadRoutines extends VmRoutines {
     const id = makeThreadId(this.id, this.#nextThread++);
     const port = this.nodeIpc.createPort(PortKind.THREAD, id);
     if (port === undefined) return { kr: KERN_RESOURCE_SHORTAGE, error: { name: 'Error', message: 'port table full' } };
-    const thread = new ThreadActor(id, task, port);
+    const thread = new ThreadActor(id, task, port, new ExceptionPorts(this.nodeIpc, task.ipc));
     this.#threads.set(id, thread);
     let siblings = this.#byTask.get(task.id);
     if (siblings === undefined) this.#byTask.set(task.id, siblings = new Set());
@@ -60,9 +71,10 @@ export abstract class ThreadRoutines extends VmRoutines {
   }
 
   /**
-   * thread_set_state: what the thread runs once resumed. Returns KERN_SUCCESS; KERN_FAILURE once
-   * it runs a state already (a new one will take effect after an exception, issue 9 item 4);
-   * KERN_TERMINATED once it ended; otherwise the refusals of threadCreate.
+   * thread_set_state: what the thread runs once resumed. Returns KERN_SUCCESS; KERN_FAILURE while
+   * it runs a state (it may be set once the thread raised an exception and waits for its
+   * handler: a KERN_SUCCESS reply then runs it); KERN_TERMINATED once it ended; otherwise the
+   * refusals of threadCreate.
    */
   async threadSetState(id: ThreadId, flavor: number, state: ThreadStateJs): Promise<CodeKrReply> {
     const early = this.#settable(id);
@@ -81,7 +93,7 @@ export abstract class ThreadRoutines extends VmRoutines {
     const thread = this.#threads.get(id);
     if (thread === undefined) return refuse(`no thread ${id} on node ${this.id}`);
     if (thread.ended) return { kr: KERN_TERMINATED };
-    if (thread.started) return { kr: KERN_FAILURE, error: { name: 'Error', message: `thread ${id} already runs its state` } };
+    if (thread.started && !thread.inException) return { kr: KERN_FAILURE, error: { name: 'Error', message: `thread ${id} already runs its state` } };
     return undefined;
   }
 
@@ -118,6 +130,8 @@ export abstract class ThreadRoutines extends VmRoutines {
 
   threadJoin(id: ThreadId): Promise<ThreadOutcome> {
     const thread = this.#threads.get(id);
+    const fatal = this.#fatal.get(id);
+    if (thread === undefined && fatal !== undefined) return Promise.resolve(fatal);
     if (thread === undefined) return Promise.resolve(refuse(`no thread ${id} on node ${this.id} (gone with its task, or never made)`));
     return thread.join();
   }
@@ -155,13 +169,88 @@ export abstract class ThreadRoutines extends VmRoutines {
   /** Runs the thread's state once it has one and it and its task may run. */
   #startIfReady(thread: ThreadActor): void {
     if (!thread.ready) return;
-    const entry = thread.start();
+    let entry = thread.start();
     const context = threadContext(thread, this.pageSize, this.threadCalls(thread.task));
     void (async () => {
-      await thread.checkpoint();
-      const outcome = await runTaskCode(thread.task.id, entry, [context, ...structuredClone(thread.state!.args)], thread.id);
-      this.#finish(thread, outcome);
+      for (;;) {
+        await thread.checkpoint();
+        const outcome = await runTaskCode(thread.task.id, entry, [context, ...structuredClone(thread.state!.args)], thread.id);
+        const raised = exceptionOf(outcome);
+        if (raised === undefined) {
+          this.#finish(thread, outcome);
+          return;
+        }
+        thread.inException = true;
+        thread.renewed = false;
+        const triage = await exceptionTriage(this.nodeIpc, thread, raised);
+        // A state reply's new state counts as a thread_set_state made by the handler.
+        if (triage.handled && triage.state !== undefined) await this.threadSetState(thread.id, triage.state.flavor, triage.state.state);
+        thread.inException = false;
+        if (!triage.handled) {
+          if (triage.ended) return;
+          const fatal = { kr: KERN_FAILURE, error: raised.error };
+          this.#finish(thread, fatal);
+          this.#fatal.set(thread.id, fatal);
+          this.exceptionExit(thread.task, { kr: KERN_FAILURE, error: raised.error, exception: raised.exception,
+            code: raised.code, thread: thread.id });
+          return;
+        }
+        if (!thread.renewed || thread.ended) {
+          this.#finish(thread, { kr: KERN_SUCCESS });
+          return;
+        }
+        entry = thread.entry!;
+      }
     })();
+  }
+
+  /** task_set_exception_ports (ExceptionPorts.set): `name` in the task's space. */
+  taskSetExceptionPorts(task: TaskId, mask: number, name: number, behavior: number, flavor: number): KrReply {
+    return this.taskOf(task)?.ipc.exceptions.set(mask, name, behavior, flavor) ?? { kr: KERN_INVALID_ARGUMENT };
+  }
+  taskGetExceptionPorts(task: TaskId, mask: number): ExceptionPortsReply {
+    return this.taskOf(task)?.ipc.exceptions.get(mask) ?? noPorts();
+  }
+  taskSwapExceptionPorts(task: TaskId, mask: number, name: number, behavior: number, flavor: number): ExceptionPortsReply {
+    return this.taskOf(task)?.ipc.exceptions.swap(mask, name, behavior, flavor) ?? noPorts();
+  }
+  /** thread_set_exception_ports: `name` in the thread's task's space; KERN_TERMINATED once it ended. */
+  threadSetExceptionPorts(id: ThreadId, mask: number, name: number, behavior: number, flavor: number): KrReply {
+    const thread = this.#threads.get(id);
+    if (thread?.ended === true) return { kr: KERN_TERMINATED };
+    return thread?.exceptions.set(mask, name, behavior, flavor) ?? { kr: KERN_INVALID_ARGUMENT };
+  }
+  threadGetExceptionPorts(id: ThreadId, mask: number): ExceptionPortsReply {
+    const thread = this.#threads.get(id);
+    return thread === undefined || thread.ended ? noPorts(thread === undefined ? KERN_INVALID_ARGUMENT : KERN_TERMINATED)
+      : thread.exceptions.get(mask);
+  }
+  threadSwapExceptionPorts(id: ThreadId, mask: number, name: number, behavior: number, flavor: number): ExceptionPortsReply {
+    const thread = this.#threads.get(id);
+    return thread === undefined || thread.ended ? noPorts(thread === undefined ? KERN_INVALID_ARGUMENT : KERN_TERMINATED)
+      : thread.exceptions.swap(mask, name, behavior, flavor);
+  }
+}
+
+function noPorts(kr: number = KERN_INVALID_ARGUMENT): ExceptionPortsReply {
+  return { kr, masks: [], old_exception_ports: [], old_behaviors: [], old_flavors: [], old_exception_count: 0 };
+}
+
+/**
+ * The exception a thread's end raises: its code threw or rejected (EXC_SOFT_JS_THROW), or its
+ * result cannot be cloned to whoever joins it (EXC_SOFT_JS_UNCLONEABLE); undefined otherwise.
+ */
+function exceptionOf(outcome: ThreadOutcome): RaisedException | undefined {
+  if (outcome.kr === KERN_FAILURE && outcome.error !== undefined) {
+    return { exception: EXC_SOFTWARE, code: [EXC_SOFT_JS_THROW, 0], error: outcome.error };
+  }
+  if (outcome.kr !== KERN_SUCCESS) return undefined;
+  try {
+    structuredClone(outcome.value);
+    return undefined;
+  } catch (error) {
+    const found = uncloneableReply('threadJoin', { value: outcome.value }, error).error;
+    return { exception: EXC_SOFTWARE, code: [EXC_SOFT_JS_UNCLONEABLE, 0], error: found };
   }
 }
 

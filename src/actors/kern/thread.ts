@@ -7,9 +7,8 @@
  * kernel (its pending call stays pending, and its stack is collected with it), as a Mach
  * thread terminated in the kernel never returns to user mode.
  *
- * For now an uncaught throw or rejection just ends the thread (its join answers KERN_FAILURE
- * with the error's name, message and stack); exceptions raised as messages to exception ports
- * come later (issue 9 item 4).
+ * An uncaught throw or rejection raises an exception (exception.ts): the thread waits for its
+ * handlers' replies, and meanwhile takes a new state (thread_set_state) to run when resumed.
  */
 import {
   KERN_FAILURE, KERN_SUCCESS, KERN_TERMINATED,
@@ -20,6 +19,7 @@ import {
   TH_STATE_HALTED, TH_STATE_RUNNING, TH_STATE_STOPPED, TH_STATE_WAITING, type ThreadBasicInfo, type ThreadId,
   type ThreadStateJs,
 } from '../../shared/thread-types.js';
+import type { ExceptionPorts } from '../ipc/exception-ports.js';
 import type { TaskActor } from './task.js';
 import type { TaskEntry } from './task-code.js';
 
@@ -34,6 +34,12 @@ export class ThreadActor {
   readonly task: TaskActor;
   /** Its kernel port (PortKind.THREAD); dies when the thread ends. */
   readonly port: PortId;
+  /** Its per-type exception ports (none at first: new threads inherit none). */
+  readonly exceptions: ExceptionPorts;
+  /** Between raising an exception and its handler's verdict (thread_set_state is allowed then). */
+  inException = false;
+  /** A state set during the exception, to run if a handler answers KERN_SUCCESS. */
+  renewed = false;
   #suspendCount: number;
   #state: ThreadStateJs | undefined;
   #entry: TaskEntry | undefined;
@@ -47,10 +53,11 @@ export class ThreadActor {
   #abort = new AbortController();
 
   /** thread_create's thread: suspend count 1, no state (Mach's). */
-  constructor(id: ThreadId, task: TaskActor, port: PortId) {
+  constructor(id: ThreadId, task: TaskActor, port: PortId, exceptions: ExceptionPorts) {
     this.id = id;
     this.task = task;
     this.port = port;
+    this.exceptions = exceptions;
     this.#suspendCount = 1;
   }
 
@@ -77,6 +84,7 @@ export class ThreadActor {
   setState(state: ThreadStateJs, entry: TaskEntry): void {
     this.#state = state;
     this.#entry = entry;
+    if (this.inException) this.renewed = true;
   }
 
   /** thread_suspend. Returns KERN_SUCCESS; KERN_TERMINATED once ended (xnu's answer for an inactive thread). */
@@ -110,6 +118,7 @@ export class ThreadActor {
   end(outcome: ThreadOutcome): boolean {
     if (this.ended) return false;
     this.#outcome = outcome;
+    this.exceptions.release();
     this.#abort.abort();
     this.#wake();
     for (const joiner of this.#joiners.splice(0)) joiner(outcome);
