@@ -32,6 +32,7 @@ import * as channel from './channel.bench.js';
 import * as peers from './peers.bench.js';
 import * as taskCreate from './task-create.bench.js';
 import * as machMsg from './mach-msg.bench.js';
+import * as threads from './threads.bench.js';
 
 interface SuiteEntry {
   readonly name: string;
@@ -44,6 +45,7 @@ const SUITES: readonly SuiteEntry[] = [
   { name: 'task-create', run: taskCreate.run },
   { name: 'mach-msg', run: machMsg.run },
   { name: 'channel', run: channel.run },
+  { name: 'threads', run: threads.run },
 ];
 
 interface Args {
