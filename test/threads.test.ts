@@ -354,3 +354,15 @@ function life(start: Int32Array, size: number, generations: number): Int32Array 
   }
   return current;
 }
+
+describe('threads: a node stays fair to its event loop', () => {
+  it('a thread whose every mach_msg completes at once still lets host calls to its node through', async () => {
+    const { task, words } = await taskWithPage(0);
+    const thread = await task.spawn(basic, 'selfMessages', (await task.regions())[0]!.address);
+    // Without a timeslice at the call gate these calls would wait for ever behind the thread.
+    expect((await task.info()).suspendCount).toBe(0);
+    expect(await task.kernel.mach.thread_info(thread, THREAD_BASIC_INFO)).toMatchObject({ kr: KERN_SUCCESS });
+    Atomics.store(words, 0, 1);
+    expect(await thread.join()).toBeGreaterThan(0);
+  });
+});

@@ -19,8 +19,35 @@ import { resumesTaskCode, taskContext } from './task-code.js';
 import type { LocalRoutine } from './task-port.js';
 import type { ThreadActor } from './thread.js';
 
+/**
+ * The timeslice. A kernel call that need not wait completes in microtasks, so threads passing
+ * messages on one node could run call after call without the node ever returning to its event
+ * loop: host calls, other nodes' traffic and timers would starve. After SLICE gate passes in one
+ * event-loop turn, the next pass waits for a macrotask turn (setImmediate), as a timeslice ends.
+ */
+const SLICE = 256;
+let passesThisTurn = 0;
+let turnEndArmed = false;
+
+function turnEnded(): void {
+  passesThisTurn = 0;
+  turnEndArmed = false;
+}
+
+/** Undefined while the slice lasts; a promise of the next macrotask turn once it is used up. */
+function timeslice(): Promise<void> | undefined {
+  if (!turnEndArmed) {
+    turnEndArmed = true;
+    setImmediate(turnEnded);
+  }
+  if (++passesThisTurn < SLICE) return undefined;
+  return new Promise<void>((resolve) => setImmediate(resolve));
+}
+
 /** Runs `call` as a kernel call of `thread`, through the gate; one that `waits` shows as TH_STATE_WAITING. */
 export async function syscall<T>(thread: ThreadActor, call: (abort: AbortSignal) => T | Promise<T>, waits = false): Promise<T> {
+  const sliceEnded = timeslice();
+  if (sliceEnded !== undefined) await sliceEnded;
   await thread.checkpoint();
   const running = Promise.resolve().then(() => call(thread.signal));
   const result = await (waits ? thread.waiting(running) : running);
