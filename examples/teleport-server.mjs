@@ -82,9 +82,6 @@ export async function ask(context, address) {
       throw new Error(`client on node ${context.node}: a wrong answer`);
     }
     replies++;
-    // When the client, its front and the worker share a node, a request and its answer never
-    // leave the node's microtask queue: yield so the node also serves the host's calls.
-    await context.yield();
   }
   return { sent, replies };
 }
