@@ -61,7 +61,7 @@ describe('exceptions: setting and getting the ports', () => {
     expect(await mach.task_set_exception_ports(victim, EXC_MASK_SOFTWARE | EXC_MASK_ARITHMETIC, send[0]!, EXCEPTION_DEFAULT, 0))
       .toBe(KERN_SUCCESS);
     const got = await mach.task_get_exception_ports(victim, EXC_MASK_SOFTWARE | EXC_MASK_ARITHMETIC | EXC_MASK_BAD_ACCESS);
-    expect(got).toMatchObject({ kr: KERN_SUCCESS, old_exception_count: 2, masks: [EXC_MASK_BAD_ACCESS, EXC_MASK_ARITHMETIC | EXC_MASK_SOFTWARE],
+    expect(got).toMatchObject({ kr: KERN_SUCCESS, old_exception_count: 2, old_exception_masks: [EXC_MASK_BAD_ACCESS, EXC_MASK_ARITHMETIC | EXC_MASK_SOFTWARE],
       old_behaviors: [0, EXCEPTION_DEFAULT], old_flavors: [0, 0] });
     expect(got.old_exception_ports[0]).toBe(MACH_PORT_NULL);
     // A send right named in the victim's space: the same port as IN_VICTIM (one name per port).
@@ -77,7 +77,7 @@ describe('exceptions: setting and getting the ports', () => {
     expect(await mach.task_get_exception_ports(victim, EXC_MASK_ALL)).toEqual(before);
 
     const swapped = await mach.task_swap_exception_ports(victim, EXC_MASK_SOFTWARE, MACH_PORT_NULL, EXCEPTION_DEFAULT, 0);
-    expect(swapped).toMatchObject({ kr: KERN_SUCCESS, masks: [EXC_MASK_SOFTWARE], old_behaviors: [EXCEPTION_DEFAULT], old_exception_count: 1 });
+    expect(swapped).toMatchObject({ kr: KERN_SUCCESS, old_exception_masks: [EXC_MASK_SOFTWARE], old_behaviors: [EXCEPTION_DEFAULT], old_exception_count: 1 });
     expect((await mach.task_get_exception_ports(victim, EXC_MASK_SOFTWARE)).old_exception_ports).toEqual([MACH_PORT_NULL]);
   });
 
@@ -85,11 +85,11 @@ describe('exceptions: setting and getting the ports', () => {
     const { kernel, victim, send } = await setup();
     const { child_act } = await kernel.mach.thread_create(victim);
     const none = await kernel.mach.thread_get_exception_ports(child_act!, EXC_MASK_ALL);
-    expect(none).toMatchObject({ kr: KERN_SUCCESS, masks: [EXC_MASK_ALL], old_exception_ports: [MACH_PORT_NULL], old_exception_count: 1 });
+    expect(none).toMatchObject({ kr: KERN_SUCCESS, old_exception_masks: [EXC_MASK_ALL], old_exception_ports: [MACH_PORT_NULL], old_exception_count: 1 });
     expect(await kernel.mach.thread_set_exception_ports(child_act!, EXC_MASK_SOFTWARE, send[0]!, EXCEPTION_STATE, NORMA_THREAD_STATE_JS))
       .toBe(KERN_SUCCESS);
     expect(await child_act!.exceptionPorts(EXC_MASK_SOFTWARE)).toMatchObject(
-      { masks: [EXC_MASK_SOFTWARE], old_exception_ports: [send[0]], old_behaviors: [EXCEPTION_STATE], old_flavors: [NORMA_THREAD_STATE_JS] });
+      { old_exception_masks: [EXC_MASK_SOFTWARE], old_exception_ports: [send[0]], old_behaviors: [EXCEPTION_STATE], old_flavors: [NORMA_THREAD_STATE_JS] });
     expect((await child_act!.swapExceptionPorts(EXC_MASK_SOFTWARE, MACH_PORT_NULL)).old_behaviors).toEqual([EXCEPTION_STATE]);
     expect((await rejection(child_act!.setExceptionPorts(EXC_MASK_SOFTWARE, 0x7777))).kr).toBe(KERN_INVALID_NAME);
     expect((await kernel.mach.thread_swap_exception_ports(child_act!, 0, MACH_PORT_NULL, 9, 0)).kr).toBe(KERN_INVALID_ARGUMENT);
@@ -98,7 +98,7 @@ describe('exceptions: setting and getting the ports', () => {
     expect((await rejection(victim.setExceptionPorts(EXC_MASK_SOFTWARE, send[0]!, 0))).kr).toBe(KERN_INVALID_ARGUMENT);
     const child = await victim.createOn(1);
     const inherited = await child.exceptionPorts(EXC_MASK_SOFTWARE);
-    expect(inherited).toMatchObject({ masks: [EXC_MASK_SOFTWARE], old_behaviors: [EXCEPTION_STATE_IDENTITY] });
+    expect(inherited).toMatchObject({ old_exception_masks: [EXC_MASK_SOFTWARE], old_behaviors: [EXCEPTION_STATE_IDENTITY] });
     expect(inherited.old_exception_ports[0]).not.toBe(MACH_PORT_NULL);
     const spawned = await victim.spawn(victimCode, 'add', 1, 2);
     expect(await spawned.join()).toBe(3);

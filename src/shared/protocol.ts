@@ -210,7 +210,7 @@ export interface ExceptionEntry { readonly port: PortId; readonly behavior: numb
 /** task_/thread_get_exception_ports' out-values (names in the target task's space). */
 export interface ExceptionPortsReply {
   readonly kr: number;
-  readonly masks: number[];
+  readonly old_exception_masks: number[];
   readonly old_exception_ports: number[];
   readonly old_behaviors: number[];
   readonly old_flavors: number[];

@@ -47,7 +47,7 @@ export interface ThreadMach<Task, Act> {
 /** A get or swap reply as the man pages name it (a refusal from before the routine ran has empty arrays). */
 function portsOut(reply: Partial<ExceptionPortsReply> & { kr: number }): ExceptionPortsReply {
   return {
-    kr: reply.kr, masks: reply.masks ?? [], old_exception_ports: reply.old_exception_ports ?? [],
+    kr: reply.kr, old_exception_masks: reply.old_exception_masks ?? [], old_exception_ports: reply.old_exception_ports ?? [],
     old_behaviors: reply.old_behaviors ?? [], old_flavors: reply.old_flavors ?? [], old_exception_count: reply.old_exception_count ?? 0,
   };
 }

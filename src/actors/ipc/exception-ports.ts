@@ -87,12 +87,12 @@ export class ExceptionPorts {
     }
     const out = empty();
     for (const { mask: groupMask, entry } of groups) {
-      out.masks.push(groupMask);
+      out.old_exception_masks.push(groupMask);
       out.old_exception_ports.push(this.#name(entry?.port));
       out.old_behaviors.push(entry?.behavior ?? 0);
       out.old_flavors.push(entry?.flavor ?? 0);
     }
-    return { kr: KERN_SUCCESS, ...out, old_exception_count: out.masks.length };
+    return { kr: KERN_SUCCESS, ...out, old_exception_count: out.old_exception_masks.length };
   }
 
   /** task_swap_exception_ports / thread_swap_exception_ports: get's answer from before, then set. */
@@ -144,7 +144,7 @@ function validMask(mask: unknown): mask is number {
 }
 
 function empty() {
-  return { masks: [] as number[], old_exception_ports: [] as number[], old_behaviors: [] as number[], old_flavors: [] as number[] };
+  return { old_exception_masks: [] as number[], old_exception_ports: [] as number[], old_behaviors: [] as number[], old_flavors: [] as number[] };
 }
 
 /** Releases the rights of inherited entries never adopted (held by no node). */

@@ -233,7 +233,7 @@ export abstract class ThreadRoutines extends VmRoutines {
 }
 
 function noPorts(kr: number = KERN_INVALID_ARGUMENT): ExceptionPortsReply {
-  return { kr, masks: [], old_exception_ports: [], old_behaviors: [], old_flavors: [], old_exception_count: 0 };
+  return { kr, old_exception_masks: [], old_exception_ports: [], old_behaviors: [], old_flavors: [], old_exception_count: 0 };
 }
 
 /**
