@@ -4,7 +4,7 @@
  * the node kernel builds them (actors/kern).
  */
 import type { TaskIpcMach } from './ipc-facade.js';
-import type { TaskMach } from './task-facade.js';
+import type { TaskCreateMach, TaskMach } from './task-facade.js';
 import type { ThreadMach } from './thread-facade.js';
 import type { NodeId, TaskId } from './types.js';
 
@@ -28,9 +28,10 @@ export interface TaskContext {
   view<V extends ArrayBufferView>(address: number, size: number, type: ViewType<V>): V;
   /**
    * The IPC calls as this task makes them (names in its space), run right here on its node; and
-   * the task and VM calls on any task this one holds a send right to the kernel port of.
+   * the task and VM calls on any task this one holds a send right to the kernel port of,
+   * task_create and the norma_task_* calls among them (a child answered as a name here).
    */
-  readonly mach: TaskIpcMach & TaskMach<number>;
+  readonly mach: TaskIpcMach & TaskMach<number> & TaskCreateMach;
 }
 
 /** What wait() answers: Atomics.waitAsync's words, or 'interrupted' (thread_abort). */
@@ -52,7 +53,7 @@ export interface ThreadContext extends TaskContext {
   /** Lets the node run everything else that is ready, then continues. */
   yield(): Promise<void>;
   /** Thread calls take thread port names in this task's space, task calls task port names. */
-  readonly mach: TaskIpcMach & TaskMach<number> & ThreadMach<number, number> & {
+  readonly mach: TaskIpcMach & TaskMach<number> & TaskCreateMach & ThreadMach<number, number> & {
     /** mach_thread_self: a send right to this thread's kernel port, named in its task's space. */
     mach_thread_self(): Promise<{ kr: number; name: number }>;
   };

@@ -97,6 +97,11 @@ export interface NodeAdopt {
    * terminates the parent only then, so a child's node that dies first leaves the parent alive.
    */
   readonly teleport: boolean;
+  /**
+   * The fork was made by a task's code on the parent's node (context.mach), not the host: the
+   * child's node answers through the parent's node (NodeAdopted), where that code waits.
+   */
+  readonly answerHere?: boolean;
 }
 
 /** Node-to-node IPC traffic: messages and what ports need of the node that holds them. */
@@ -263,6 +268,8 @@ export interface ReleasingReply extends KrReply { readonly released: readonly Me
  */
 export interface ForkReply extends KrReply {
   readonly child?: TaskId;
+  /** The child's kernel port, with `child` (for a send right to it in a calling task's space). */
+  readonly childPort?: PortId;
   readonly image?: TaskImage;
   readonly released?: readonly MemoryObjectName[];
   /** The node the image is for, when it is not the parent's. */

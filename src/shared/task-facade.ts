@@ -3,7 +3,7 @@
  * task: the host's Task handles (kernel.mach) or a send right to a task's kernel port, named in
  * the calling task's space (TaskContext.mach on a node). One definition serves both.
  */
-import type { NodeApi, Reply, RestParameters, TaskBasicInfo } from './protocol.js';
+import type { ForkMode, NodeApi, Reply, RestParameters, TaskBasicInfo } from './protocol.js';
 import type { SecurityToken, TaskId } from './types.js';
 
 
@@ -95,6 +95,31 @@ export function taskMach<Target>(callOn: CallOnTask<Target>): TaskMach<Target> {
     async vm_copy(target_task, source_address, size, dest_address) {
       return (await callOn(target_task, 'vmCopy', source_address, size, dest_address)).kr;
     },
+  };
+}
+
+/**
+ * A fork of the task a name denotes (actors/kern/fork-calls.ts): the child on `childNode`, or on
+ * the parent's node when undefined; the child answered as a name in the caller's space.
+ */
+export type ForkOnTask = (name: number, mode: ForkMode, inheritMemory: unknown, childNode: unknown) =>
+  Promise<{ kr: number; child_task?: number }>;
+
+/** The four task-creation calls task code makes, names for tasks as the other task calls. */
+export interface TaskCreateMach {
+  /** The child on the parent's node. `ledgers` and `ledger_count` are ignored: the child gets the parent's ledgers. */
+  task_create(parent_task: number, ledgers: unknown, ledger_count: number, inherit_memory: boolean): Promise<{ kr: number; child_task?: number }>;
+  norma_task_create(parent_task: number, inherit_memory: boolean, child_node: number): Promise<{ kr: number; child_task?: number }>;
+  norma_task_clone(parent_task: number, inherit_memory: boolean, child_node: number): Promise<{ kr: number; child_task?: number }>;
+  norma_task_teleport(parent_task: number, inherit_memory: boolean, child_node: number): Promise<{ kr: number; child_task?: number }>;
+}
+
+export function taskCreateMach(fork: ForkOnTask): TaskCreateMach {
+  return {
+    task_create: (parent_task, _ledgers, _ledger_count, inherit_memory) => fork(parent_task, 'create', inherit_memory, undefined),
+    norma_task_create: (parent_task, inherit_memory, child_node) => fork(parent_task, 'create', inherit_memory, child_node),
+    norma_task_clone: (parent_task, inherit_memory, child_node) => fork(parent_task, 'clone', inherit_memory, child_node),
+    norma_task_teleport: (parent_task, inherit_memory, child_node) => fork(parent_task, 'teleport', inherit_memory, child_node),
   };
 }
 

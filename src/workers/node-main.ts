@@ -28,6 +28,7 @@ function start(startup: NodeStartup): Node {
   const links = new NodeLinks(startup);
   const kernel = new NodeKernel(startup, links);
   const handoff = new ForkHandoff(kernel, links, toHost);
+  kernel.forwardHere = (reply) => handoff.forwardHere(reply);
   links.listen({
     message: (from, message) => fromPeer({ kernel, links, handoff }, from, message),
     traffic: (traffic) => kernel.receiveTraffic(traffic),

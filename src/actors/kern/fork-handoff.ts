@@ -9,6 +9,7 @@
  */
 import type { ForkReply, NodeAdopt, NodeAdopted, NodeCall, NodeFault, NodeReturn, NodeToNode, ReleasingReply, TaskImage } from '../../shared/protocol.js';
 import type { MemoryObjectName, NodeId, TaskId } from '../../shared/types.js';
+import { KERN_FAILURE, KERN_NODE_DOWN } from '../../shared/constants.js';
 
 type Answer = (message: NodeReturn | NodeFault) => void;
 
@@ -47,6 +48,9 @@ export class ForkHandoff {
   readonly #toHost: Answer;
   /** By fork call id. If their node dies first, their references are dropped here, so its crash leaks no memory. */
   readonly #unadopted = new Map<number, Unadopted>();
+  /** Forks made by task code here (forwardHere), by their ids: negative, so never a host call's. */
+  readonly #here = new Map<number, Answer>();
+  #nextHere = -1;
 
   constructor(kernel: HandoffKernel, links: HandoffLinks, toHost: Answer) {
     this.#kernel = kernel;
@@ -59,13 +63,14 @@ export class ForkHandoff {
    * NodeAdopt): to the host, or for a teleport through this node, which terminates the parent
    * first. False when `reply` is no image for another node (the host gets it as it is).
    */
-  forward(id: number, reply: ForkReply): boolean {
+  forward(id: number, reply: ForkReply, answerHere = false): boolean {
     if (reply.image === undefined || reply.childNode === undefined) return false;
     const node = reply.childNode;
     if (!this.#links.reaches(node)) return false;
     const claim = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
     const adopt: NodeToNode = {
       op: 'adopt', id, image: reply.image, released: reply.released ?? [], claim, teleport: reply.teleported !== undefined,
+      ...(answerHere ? { answerHere } : {}),
     };
     this.#unadopted.set(id, { node, image: reply.image, claim: new Int32Array(claim), parent: reply.teleported });
     if (this.#links.isDown(node)) this.peerDown(node);
@@ -83,7 +88,7 @@ export class ForkHandoff {
     const adopted = (answer?: NodeReturn | NodeFault): void =>
       this.#links.post(from, answer === undefined ? { op: 'adopted', id: message.id } : { op: 'adopted', id: message.id, answer });
     run({ op: 'call', id: message.id, method: 'taskAdopt', args: [message.image, message.released] },
-      message.teleport
+      message.teleport || message.answerHere === true
         ? (answer) => adopted(answer)
         // After the answer, so confirming costs the caller nothing.
         : (answer) => { this.#toHost(answer); adopted(); });
@@ -93,7 +98,32 @@ export class ForkHandoff {
   adopted(message: NodeAdopted): void {
     const pending = this.#unadopted.get(message.id);
     this.#unadopted.delete(message.id);
-    if (pending?.parent !== undefined && message.answer !== undefined) this.#teleported(pending.parent, message.answer);
+    if (message.answer === undefined) return;
+    if (pending?.parent !== undefined) this.#teleported(pending.parent, message.answer);
+    else this.#answer(message.answer);
+  }
+
+  /**
+   * Parent's node: sends the image of a fork that task code here made (context.mach) to its
+   * child's node, whose answer comes back here instead of to the host; the promise settles with
+   * it, or KERN_NODE_DOWN when that node dies first. Undefined when `reply` is no image for a
+   * node this one reaches (the caller releases it).
+   */
+  forwardHere(reply: ForkReply): Promise<ForkReply> | undefined {
+    const id = this.#nextHere--;
+    const answered = new Promise<NodeReturn | NodeFault>((resolve) => this.#here.set(id, resolve));
+    if (!this.forward(id, reply, true)) {
+      this.#here.delete(id);
+      return undefined;
+    }
+    return answered.then((answer) => answer.op === 'return' ? answer.result as ForkReply : { kr: KERN_FAILURE });
+  }
+
+  /** An answer to fork call `id`: to the task code here that made it, else to the host. */
+  #answer(answer: NodeReturn | NodeFault): void {
+    const waiter = this.#here.get(answer.id);
+    this.#here.delete(answer.id);
+    (waiter ?? this.#toHost)(answer);
   }
 
   /**
@@ -104,7 +134,7 @@ export class ForkHandoff {
   #teleported(parent: TaskId, answer: NodeReturn | NodeFault): void {
     const result = answer.op === 'return' ? answer.result as ForkReply : undefined;
     const released = this.#kernel.teleportSettled(parent, result?.child !== undefined);
-    this.#toHost(result?.child === undefined ? answer
+    this.#answer(result?.child === undefined ? answer
       : { op: 'return', id: answer.id, result: { ...result, released: [...(result.released ?? []), ...released] } });
   }
 
@@ -122,6 +152,8 @@ export class ForkHandoff {
       const released = pending.parent === undefined ? [] : this.#kernel.teleportSettled(pending.parent, !abandoned);
       if (abandoned) released.push(...this.#kernel.imageRelease(pending.image).released);
       this.#kernel.handOn(released);
+      // The host fails its own calls on a node's death; those made here are failed here.
+      if (this.#here.has(id)) this.#answer({ op: 'return', id, result: { kr: KERN_NODE_DOWN } });
     }
   }
 }

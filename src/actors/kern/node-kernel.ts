@@ -21,6 +21,7 @@ import { TaskFork } from './task-fork.js';
 import { ThreadRoutines } from './thread-routines.js';
 import type { ThreadCallsOfTask } from './syscall.js';
 import { onTaskPort } from './task-port.js';
+import { forkOnTaskPort, type ForkCallsNode } from './fork-calls.js';
 
 const FORK_MODES: readonly ForkMode[] = ['create', 'clone', 'teleport'];
 
@@ -47,6 +48,17 @@ export class NodeKernel extends ThreadRoutines implements NodeApi {
   /** Who waits for a task's end (taskExited), and how tasks ended by an exception ended. */
   readonly #exitWaiters = new Map<TaskId, Array<(exit: TaskExit) => void>>();
   readonly #exits = new Map<TaskId, TaskExit>();
+  /** ForkHandoff.forwardHere, set by the node's wiring: where task code's cross-node forks go. */
+  forwardHere?: (reply: ForkReply) => Promise<ForkReply> | undefined;
+  /** What task code's fork calls (fork-calls.ts) need of this node. */
+  get #forkCalls(): ForkCallsNode {
+    return {
+      id: this.id, nodes: this.nodes, table: this.nodeIpc.table, callNode: this.#callNode,
+      taskFork: (...args) => this.taskFork(...args), taskAdopt: (...args) => this.taskAdopt(...args),
+      imageRelease: (image) => this.imageRelease(image), handOn: (objects) => this.handOn(objects),
+      teleportSettled: (...args) => this.teleportSettled(...args), forwardHere: (reply) => this.forwardHere?.(reply),
+    };
+  }
 
   /**
    * `links` reach the other nodes directly (node-main's peer channels). Without `holdings`
@@ -147,7 +159,7 @@ export class NodeKernel extends ThreadRoutines implements NodeApi {
         (ledgers !== null && !isLedgerPair(ledgers))) {
       return { kr: KERN_INVALID_ARGUMENT };
     }
-    if (mode === 'teleport' && childNode === this.id) return { kr: KERN_SUCCESS, child: parent.id };
+    if (mode === 'teleport' && childNode === this.id) return { kr: KERN_SUCCESS, child: parent.id, childPort: parent.ipc.taskPort };
     if (childNode === this.id) return this.#fork.here(parent, mode, inheritMemory, ledgers ?? parent.ledgers);
     const captured = this.#fork.capture(parent, mode, inheritMemory, ledgers ?? parent.ledgers, childNode);
     if (captured.image === undefined) return { kr: captured.kr };
@@ -247,8 +259,8 @@ export class NodeKernel extends ThreadRoutines implements NodeApi {
   /** Runs task code in task `id` (task-code.ts executeTask), its context wired to this node's routines. */
   taskExecute(id: TaskId, moduleUrl: string, exportName: string, args: readonly unknown[]): Promise<CodeReply> {
     return executeTask(this.taskOf(id), id, this.id, moduleUrl, exportName, args, (task) => {
-      const { call, onTask } = this.threadCalls(task);
-      return taskContext(task, this.pageSize, call, onTask);
+      const { call, onTask, fork } = this.threadCalls(task);
+      return taskContext(task, this.pageSize, call, onTask, fork);
     });
   }
 
@@ -258,6 +270,7 @@ export class NodeKernel extends ThreadRoutines implements NodeApi {
     return {
       call: (method, callArgs) => local(method, task.id, callArgs),
       onTask: onTaskPort(task, this.cache, local, this.#callNode),
+      fork: forkOnTaskPort(task, this.#forkCalls),
       local, callNode: this.#callNode, table: this.nodeIpc.table,
     };
   }

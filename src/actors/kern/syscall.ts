@@ -8,7 +8,7 @@
 import { KERN_SUCCESS, MACH_PORT_DEAD, MACH_SEND_INVALID_DEST } from '../../shared/constants.js';
 import type { ThreadContext, WaitResult } from '../../shared/context.js';
 import type { NodeApi } from '../../shared/protocol.js';
-import type { CallOnTask } from '../../shared/task-facade.js';
+import type { CallOnTask, ForkOnTask } from '../../shared/task-facade.js';
 import { threadMach, type CallOnThread } from '../../shared/thread-facade.js';
 import { threadIdNode, type ThreadId } from '../../shared/thread-types.js';
 import type { NodeId, PortId } from '../../shared/types.js';
@@ -61,6 +61,8 @@ export interface ThreadCallsOfTask {
   call(method: keyof NodeApi, args: unknown[]): unknown;
   /** A routine on the task a task port name of the task's space denotes. */
   onTask: CallOnTask<number>;
+  /** The task-creation calls on a task port name of the task's space (fork-calls.ts). */
+  fork: ForkOnTask;
   /** A routine of this node with `target` (a task or thread id) as first argument. */
   local: LocalRoutine;
   callNode(node: NodeId, method: keyof NodeApi, args: readonly unknown[]): Promise<{ kr: number }>;
@@ -91,7 +93,8 @@ export function threadContext(thread: ThreadActor, pageSize: number, calls: Thre
     const node = threadIdNode(target);
     return (node === task.node ? calls.local(method, target as never, args) : calls.callNode(node, method, [target, ...args])) as never;
   });
-  const base = taskContext(task, pageSize, gatedCall, gatedOnTask, thread.id);
+  const gatedFork: ForkOnTask = (...args) => syscall(thread, () => calls.fork(...args));
+  const base = taskContext(task, pageSize, gatedCall, gatedOnTask, gatedFork, thread.id);
   const gated = <T>(run: (abort: AbortSignal) => T | Promise<T>, waits = false) =>
     resumesTaskCode(task.id, syscall(thread, run, waits), thread.id);
   // Each settling marks the thread's code as running again (the node's activity word).

@@ -10,7 +10,7 @@ import type { NodeApi, SerializedError } from '../../shared/protocol.js';
 import type { TaskContext, ViewType } from '../../shared/context.js';
 import { KernError } from '../../shared/errors.js';
 import { taskIpcMach, type TaskCall } from '../../shared/ipc-facade.js';
-import { taskMach, type CallOnTask } from '../../shared/task-facade.js';
+import { taskCreateMach, taskMach, type CallOnTask, type ForkOnTask } from '../../shared/task-facade.js';
 import type { TaskActor } from './task.js';
 
 export type TaskEntry = (...args: unknown[]) => unknown;
@@ -137,7 +137,7 @@ export function resumesTaskCode<T>(task: number, reply: Promise<T>, thread = 0):
  * taken, marks the task's code as running again.
  */
 export function taskContext(task: TaskActor, pageSize: number,
-  call: (method: keyof NodeApi, args: unknown[]) => unknown, onTask: CallOnTask<number>, thread = 0): TaskContext {
+  call: (method: keyof NodeApi, args: unknown[]) => unknown, onTask: CallOnTask<number>, fork: ForkOnTask, thread = 0): TaskContext {
   const mach = ((method: keyof NodeApi, ...args: unknown[]) =>
     resumesTaskCode(task.id, Promise.resolve(call(method, args)), thread)) as TaskCall;
   const onTaskPort = onTask as (name: number, ...rest: unknown[]) => Promise<{ kr: number }>;
@@ -146,7 +146,10 @@ export function taskContext(task: TaskActor, pageSize: number,
     node: task.node,
     task: task.id,
     pageSize,
-    mach: { ...taskIpcMach(mach), ...taskMach(callOn) },
+    mach: {
+      ...taskIpcMach(mach), ...taskMach(callOn),
+      ...taskCreateMach((...args) => resumesTaskCode(task.id, fork(...args), thread)),
+    },
     view: ((address: number, size: number, type: ViewType<ArrayBufferView> = Uint8Array) => {
       taskCodeRuns(task.id, thread);
       const element = (type as { BYTES_PER_ELEMENT?: unknown } | null)?.BYTES_PER_ELEMENT;

@@ -180,7 +180,7 @@ export class TaskFork {
     }
     for (const object of shared.values()) this.#node.cache.references.reference(object);
     for (const entry of entries) child.map.enter(entry);
-    return { kr: KERN_SUCCESS, child: child.id, released: [] };
+    return { kr: KERN_SUCCESS, child: child.id, childPort: child.ipc.taskPort, released: [] };
   }
 
   /**
@@ -249,7 +249,7 @@ export class TaskFork {
       return { kr: KERN_RESOURCE_SHORTAGE, released };
     }
     for (const entry of imageEntries(image, objects)) child.map.enter(entry);
-    return { kr: KERN_SUCCESS, child: child.id, released };
+    return { kr: KERN_SUCCESS, child: child.id, childPort: child.ipc.taskPort, released };
   }
 
   /**
