@@ -29,6 +29,14 @@ describe('context.mach task creation', () => {
     });
   });
 
+  it('forks a parent that lives on another node: children here, on its node and on a third', async () => {
+    const kernel = await bootKernel({ nodes: 3 });
+    const task = await kernel.bootstrapTask.createOn(0);
+    await task.allocate(kernel.pageSize);
+    const thread = await task.spawn(forks, 'remoteParents', kernel.nodes);
+    expect(await thread.join()).toEqual({ here: 0, parentsNode: 1, third: 2 });
+  });
+
   it('bad input answers the host face codes and changes nothing', async () => {
     const kernel = await bootKernel();
     const task = await kernel.bootstrapTask.createOn(0);
