@@ -15,5 +15,6 @@ export { Barrier, BARRIER_BYTES } from './shared/barrier.js';
 export { KernError, krName } from './shared/errors.js';
 export type { ExceptionPortsReply, PagerInfo, RegionInfo, TaskBasicInfo, TaskExit } from './shared/protocol.js';
 export * from './shared/exc-wire.js';
+export * from './shared/kobject-wire.js';
 export type { NodeId, SecurityToken, TaskId } from './shared/types.js';
 export * from './shared/constants.js';

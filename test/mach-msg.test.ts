@@ -361,7 +361,7 @@ describe('mach_msg errors change nothing', () => {
       [to(SEND, { localPort: own, localDisposition: 99 }), MACH_SEND_INVALID_HEADER],
       [to(0x7701), MACH_SEND_INVALID_DEST],
       [to(own), MACH_SEND_INVALID_DEST], // a receive right without a send right
-      [to(await sender.self()), MACH_SEND_INVALID_DEST], // task ports take no user messages
+      // A task's own kernel port takes messages now: the kernel serves them (test/kobject-calls.test.ts).
       [to(SEND, { ...moveSend, localPort: 0x7701, localDisposition: MACH_MSG_TYPE_MAKE_SEND_ONCE }), MACH_SEND_INVALID_REPLY],
       [to(SEND, { ...moveSend, localPort: SEND, localDisposition: MACH_MSG_TYPE_MAKE_SEND }), MACH_SEND_INVALID_REPLY],
       [to(SEND, { ...moveSend, ports: [{ name: own, disposition: 99 }] }), MACH_SEND_INVALID_TYPE],

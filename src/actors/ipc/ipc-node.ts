@@ -56,6 +56,9 @@ export class NodeIpc {
 
   local(port: PortId): LocalPort | undefined { return this.#ports.get(port); }
 
+  /** Set by the node's kernel: consumes a message that reached a task or thread kernel port here (kern/kobject.ts). */
+  kobjectServer?: (kmsg: KMsg) => void;
+
   portSet(set: PortId): PortSet<KMsg> | undefined { return this.#sets.get(set); }
 
   #awaiting(port: PortId): Incoming {
@@ -164,7 +167,9 @@ export class NodeIpc {
   arrive(kmsg: KMsg): void {
     const local = this.#ports.get(kmsg.dest);
     if (local !== undefined) {
-      this.#accept(local, kmsg);
+      const kind = this.table.kind(kmsg.dest);
+      if ((kind === PortKind.TASK || kind === PortKind.THREAD) && this.kobjectServer !== undefined) this.kobjectServer(kmsg);
+      else this.#accept(local, kmsg);
       return;
     }
     const node = this.table.location(kmsg.dest);

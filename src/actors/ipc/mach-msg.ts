@@ -161,9 +161,10 @@ export class MachMsg {
     if (msg.body !== undefined && !(msg.body instanceof Uint8Array)) return MACH_SEND_INVALID_DATA;
     const dest = this.#check(msg.remotePort, msg.remoteDisposition);
     const port = dest.kind === undefined || dest.kind === 'dead' ? null : dest.entry!.port!;
-    // Kernel objects take no messages yet, but for the kernel's own reply ports (kern/kobject.ts).
+    // Of the kernel objects, the kernel's own reply ports and task and thread ports take messages
+    // (kern/kobject.ts serves the latter); the host port and port sets do not.
     const kind = port === null ? undefined : this.#ipc.table.kind(port);
-    if (port === null || !this.#ipc.table.isAlive(port) || (kind !== PortKind.PORT && kind !== PortKind.KERNEL_REPLY)) return MACH_SEND_INVALID_DEST;
+    if (port === null || !this.#ipc.table.isAlive(port) || kind === PortKind.PORT_SET || kind === PortKind.HOST) return MACH_SEND_INVALID_DEST;
     if (reply !== MACH_PORT_NULL && this.#check(reply, msg.localDisposition!).kr !== KERN_SUCCESS) return MACH_SEND_INVALID_REPLY;
     if (reply === msg.remotePort && !this.#headerPairFits(reply, msg.remoteDisposition, msg.localDisposition!)) {
       return MACH_SEND_INVALID_DEST;

@@ -21,6 +21,7 @@ import { TaskFork } from './task-fork.js';
 import { ThreadRoutines } from './thread-routines.js';
 import type { ThreadCallsOfTask } from './syscall.js';
 import { onTaskPort } from './task-port.js';
+import { serveKobject } from './kobject.js';
 import { forkOnTaskPort, type ForkCallsNode } from './fork-calls.js';
 
 const FORK_MODES: readonly ForkMode[] = ['create', 'clone', 'teleport'];
@@ -94,6 +95,7 @@ export class NodeKernel extends ThreadRoutines implements NodeApi {
       cache: this.cache, ipc, callNode: links.callNode,
       newTask: (token, ledgers, ports) => this.#newTask(token, ledgers, ports),
     });
+    ipc.kobjectServer = (kmsg) => serveKobject(ipc, this, kmsg);
   }
 
   /** IPC traffic from another node. */
