@@ -11,7 +11,7 @@ import {
   DEFAULT_PAGE_SIZE, KERN_INVALID_ARGUMENT, KERN_SUCCESS,
 } from './shared/constants.js';
 import { KernError } from './shared/errors.js';
-import type { ForkMode, NodeApi, PagerInfo, Reply, TaskImage, TaskLedgers } from './shared/protocol.js';
+import type { ForkMode, NodeApi, PagerInfo, Reply, TaskLedgers } from './shared/protocol.js';
 import { MAX_NODES, taskIdNode, type NodeId, type SecurityToken, type MemoryObjectName } from './shared/types.js';
 import { Task } from './task.js';
 import { Thread } from './thread.js';

@@ -17,7 +17,7 @@ import {
   MACH_PORT_TYPE_DNREQUEST, MACH_PORT_TYPE_PORT_SET, MACH_PORT_TYPE_RECEIVE, MACH_PORT_TYPE_SEND,
   MACH_PORT_TYPE_SEND_ONCE, MACH_PORT_UREFS_MAX, MACH_RCV_INVALID_NAME, MACH_RCV_MSG, MACH_RCV_TIMEOUT,
   MACH_SEND_INVALID_DEST, MACH_SEND_TIMED_OUT,
-  MACH_SEND_MSG, krName, type Kernel, type Task,
+  MACH_SEND_MSG, type Kernel, type Task,
 } from 'norma-rt';
 import { bootKernel, rejectsWith } from './helpers.js';
 

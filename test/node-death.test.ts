@@ -12,7 +12,7 @@ import {
   MACH_NOTIFY_SEND_ONCE, MACH_PORT_LIMITS_INFO, MACH_PORT_NULL, MACH_PORT_TYPE_DEAD_NAME, MACH_PORT_TYPE_SEND,
   MACH_RCV_MSG, MACH_RCV_TIMED_OUT, MACH_RCV_TIMEOUT, MACH_SEND_INVALID_DEST, MACH_SEND_MSG,
   MACH_MSG_TYPE_MOVE_RECEIVE, MACH_NOTIFY_NO_SENDERS, MACH_RCV_LARGE, MACH_RCV_TOO_LARGE, TASK_BOOTSTRAP_PORT,
-  VM_INHERIT_SHARE, krName, type Kernel, type MachMsgSend, type Task,
+  VM_INHERIT_SHARE, type Kernel, type MachMsgSend, type Task,
 } from 'norma-rt';
 import { bootKernel, fixture, snapshot, rejectsWith } from './helpers.js';
 

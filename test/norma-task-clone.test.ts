@@ -3,11 +3,10 @@
  * its inheritance, while its own regions keep the parent's inheritance values. Per the project
  * (not OSF, which refuses it), a clone onto the parent's own node works.
  */
-import { assert, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  KERN_INVALID_ADDRESS, KERN_INVALID_ARGUMENT, KERN_SUCCESS, VM_INHERIT_COPY, VM_INHERIT_NONE,
-  VM_INHERIT_SHARE, krName, type Kernel, type Task,
-} from 'norma-rt';
+  KERN_INVALID_ADDRESS, KERN_INVALID_ARGUMENT, VM_INHERIT_COPY, VM_INHERIT_NONE,
+  VM_INHERIT_SHARE, } from 'norma-rt';
 import { bootKernel, byteAt, fixture, normaFaces, snapshot, threeRegionParent, rejectsWith } from './helpers.js';
 
 function word(bytes: Uint8Array): number {

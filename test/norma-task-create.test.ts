@@ -4,10 +4,10 @@
  * parent's node acts as task_create; a node that is not an integer in [0, nodes) is
  * KERN_INVALID_ARGUMENT and creates nothing.
  */
-import { assert, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   KERN_INVALID_ADDRESS, KERN_INVALID_ARGUMENT, KERN_NODE_DOWN, KERN_RESOURCE_SHORTAGE, KERN_SUCCESS,
-  VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE, krName, type Kernel, type Task,
+  VM_INHERIT_COPY, VM_INHERIT_SHARE, type Task,
 } from 'norma-rt';
 import { bootKernel, byteAt, expectSplitRegionPassedPieceByPiece, fixture, normaFaces, snapshot, threeRegionParent, rejectsWith } from './helpers.js';
 

@@ -4,10 +4,9 @@
  * naming the parent is KERN_INVALID_ARGUMENT. Teleport onto the parent's own node returns the
  * parent itself, unchanged.
  */
-import { assert, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  KERN_INVALID_ARGUMENT, KERN_SUCCESS, KERN_TERMINATED, VM_INHERIT_COPY, VM_INHERIT_NONE,
-  VM_INHERIT_SHARE, VM_PROT_READ, krName, type Kernel, type Task,
+  KERN_INVALID_ARGUMENT, KERN_TERMINATED, VM_INHERIT_COPY, VM_PROT_READ, type Task,
 } from 'norma-rt';
 import { bootKernel, fixture, normaFaces, snapshot, threeRegionParent, rejectsWith } from './helpers.js';
 

@@ -7,7 +7,7 @@
 import { assert, describe, expect, it } from 'vitest';
 import {
   KERN_INVALID_ARGUMENT, KERN_RESOURCE_SHORTAGE, KERN_SUCCESS, VM_INHERIT_COPY, VM_INHERIT_NONE,
-  VM_INHERIT_SHARE, VM_PROT_DEFAULT, VM_PROT_READ, krName, type Kernel, type RegionInfo, type Task,
+  VM_INHERIT_SHARE, VM_PROT_DEFAULT, VM_PROT_READ, krName, type RegionInfo, type Task,
 } from 'norma-rt';
 import { bootKernel } from './helpers.js';
 

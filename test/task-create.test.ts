@@ -5,8 +5,7 @@
  */
 import { assert, describe, expect, it } from 'vitest';
 import {
-  DEFAULT_PAGE_SIZE, KERN_INVALID_ADDRESS, KERN_INVALID_ARGUMENT, KERN_RESOURCE_SHORTAGE, KERN_SUCCESS, VM_INHERIT_COPY, VM_INHERIT_NONE,
-  VM_INHERIT_SHARE, VM_PROT_ALL, VM_PROT_READ, krName, type Kernel, type Ledger, type Task,
+  DEFAULT_PAGE_SIZE, KERN_INVALID_ADDRESS, KERN_INVALID_ARGUMENT, KERN_RESOURCE_SHORTAGE, KERN_SUCCESS, VM_INHERIT_COPY, VM_INHERIT_SHARE, VM_PROT_ALL, VM_PROT_READ, type Kernel, type Ledger, type Task,
 } from 'norma-rt';
 import { bootKernel, byteAt, expectSplitRegionPassedPieceByPiece, snapshot, threeRegionParent, rejectsWith } from './helpers.js';
 

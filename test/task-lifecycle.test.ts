@@ -5,8 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_SUCCESS, KERN_TERMINATED, VM_INHERIT_SHARE, krName,
-  type Kernel, type Task,
+  KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_SUCCESS, KERN_TERMINATED, VM_INHERIT_SHARE, type Kernel, type Task,
 } from 'norma-rt';
 import { bootKernel, fixture, snapshot, rejectsWith } from './helpers.js';
 

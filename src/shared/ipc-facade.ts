@@ -5,7 +5,6 @@
  */
 import { KERN_INVALID_ARGUMENT, KERN_INVALID_CAPABILITY, KERN_SUCCESS } from './constants.js';
 import type { NodeApi, Reply, RestParameters } from './protocol.js';
-import type { TaskId } from './types.js';
 import type { MachMsgReceived, MachMsgSend, RightInTransit } from './message.js';
 
 

@@ -4,7 +4,7 @@
  * the calling task's space (TaskContext.mach on a node). One definition serves both.
  */
 import type { ForkMode, NodeApi, Reply, RestParameters, TaskBasicInfo } from './protocol.js';
-import type { SecurityToken, TaskId } from './types.js';
+import type { SecurityToken } from './types.js';
 
 
 /** Runs a task routine on the task `target` denotes, or answers why it cannot. */
