@@ -38,9 +38,16 @@ export function kernelReplyPort(ipc: NodeIpc): KernelReplyPort | undefined {
     async receive(abort) {
       const local = ipc.local(port);
       if (local === undefined) return undefined;
+      let destroyed = false;
+      const destroy = (): void => {
+        if (!destroyed) ipc.destroyPort(port);
+        destroyed = true;
+      };
       let onAbort = (): void => {};
       const aborted = new Promise<undefined>((resolve) => {
-        onAbort = () => resolve(undefined);
+        // Destroyed in the abort itself, not a microtask later: whoever ended the wait (thread_terminate)
+        // answers after this, so a late reply must already find the port dead.
+        onAbort = () => { destroy(); resolve(undefined); };
         abort.addEventListener('abort', onAbort, { once: true });
       });
       try {
@@ -48,10 +55,10 @@ export function kernelReplyPort(ipc: NodeIpc): KernelReplyPort | undefined {
         const kmsg: KMsg | undefined = result?.msg;
         if (kmsg === undefined) return undefined;
         ipc.dequeued(kmsg, { destroy: true });
-        return { id: kmsg.id, body: kmsg.body };
+        return destroyed ? undefined : { id: kmsg.id, body: kmsg.body };
       } finally {
         abort.removeEventListener('abort', onAbort);
-        ipc.destroyPort(port);
+        destroy();
       }
     },
   };
