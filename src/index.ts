@@ -7,7 +7,7 @@ export type {
   MachMsgReceived, MachMsgSend, OolDescriptor, PortDescriptor, ReceivedPort,
 } from './shared/message.js';
 export { Ledger } from './actors/kern/ledger.js';
-export type { TaskContext, ThreadContext, ViewType, WaitResult } from './shared/context.js';
+export type { MachMsgTrap, TaskContext, ThreadContext, ViewType, WaitResult } from './shared/context.js';
 export { Thread } from './thread.js';
 export type { ThreadMach, ThreadBasicInfoOut } from './shared/thread-facade.js';
 export * from './shared/thread-types.js';

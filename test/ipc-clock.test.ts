@@ -63,7 +63,7 @@ function setup() {
 describe('IPC waits run on the injected clock', () => {
   it('a receive times out when the clock passes its timeout, not before, and leaves no timer', async () => {
     const { clock, task, name } = setup();
-    const received = watch(task.receive(name, 30));
+    const received = watch(Promise.resolve(task.receive(name, 30)));
     await settle();
     expect(clock.pending).toBe(1);
     clock.advance(29);
@@ -92,7 +92,7 @@ describe('IPC waits run on the injected clock', () => {
     }
     expect(await task.send({ remotePort: name, remoteDisposition: MACH_MSG_TYPE_MAKE_SEND }, 0)).toBe(MACH_SEND_TIMED_OUT);
     expect(clock.pending).toBe(0);
-    const sending = task.send({ remotePort: name, remoteDisposition: MACH_MSG_TYPE_MAKE_SEND, id: 99 }, 50);
+    const sending = Promise.resolve(task.send({ remotePort: name, remoteDisposition: MACH_MSG_TYPE_MAKE_SEND, id: 99 }, 50));
     const late = watch(sending);
     await settle();
     expect(clock.pending).toBe(1);

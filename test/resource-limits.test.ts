@@ -13,7 +13,7 @@ import {
 import { Ledger } from '../src/actors/kern/ledger.js';
 import { ObjectReferences, REF_TABLE_BYTES } from '../src/actors/vm/memory-object.js';
 import { NodeKernel, type NodeLinks } from '../src/actors/kern/node-kernel.js';
-import { PORT_SLOTS, PortKind, PortTable } from '../src/actors/ipc/port-table.js';
+import { PORT_SLOTS, PortKind, PortTable, portSlot } from '../src/actors/ipc/port-table.js';
 import type { NodeToNode, TaskLedgers } from '../src/shared/protocol.js';
 import type { NodeId, TaskId, PortId, MemoryObjectName } from '../src/shared/types.js';
 import { bootKernel, fixture, snapshot } from './helpers.js';
@@ -59,21 +59,46 @@ describe('the port table', () => {
     expect(zero.available()).toBe(before - 1);
   });
 
-  it('killNode kills exactly the ports located on that node, waking their senders', async () => {
+  it('killNode kills exactly the ports located on that node, waking the nodes whose senders wait on them', () => {
     const sab = PortTable.create(2);
-    const [zero, one] = [new PortTable(sab, node0), new PortTable(sab, node1)];
+    const rung: NodeId[] = [];
+    const [zero, one] = [new PortTable(sab, node0, (node) => rung.push(node)), new PortTable(sab, node1)];
     const mine = zero.allocate(PortKind.PORT)!;
     const theirs = [one.allocate(PortKind.PORT)!, one.allocate(PortKind.PORT_SET)!];
     zero.setQlimit(theirs[0]!, 1);
     expect(zero.reserve(theirs[0]!)).toBe('reserved');
-    const wake = zero.wakeCount(theirs[0]!);
     expect(zero.reserve(theirs[0]!)).toBe('full');
-    const woken = zero.waitForPlace(theirs[0]!, wake, Infinity);
+    zero.setBlocked(portSlot(theirs[0]!), true);
     expect(zero.killNode(node1).sort()).toEqual([...theirs].sort());
-    expect(await woken).toBe(true);
+    expect(rung).toEqual([node0]);
     expect(zero.reserve(theirs[0]!)).toBe('dead');
     expect(zero.isAlive(mine)).toBe(true);
     expect(one.killNode(node1)).toEqual([]);
+  });
+
+  it('a freed place wakes one waiting node, nodes in turn; none waiting costs no wake', () => {
+    const sab = PortTable.create(3);
+    const rung: NodeId[] = [];
+    const [zero, one, two] = [0, 1, 2].map((node) => new PortTable(sab, node as NodeId, (to) => rung.push(to)));
+    const port = zero!.allocate(PortKind.PORT)!;
+    zero!.setQlimit(port, 1);
+    expect(zero!.reserve(port)).toBe('reserved');
+    expect(zero!.unreserve(port)).toBeUndefined();
+    expect(rung).toEqual([]);
+    expect(zero!.reserve(port)).toBe('reserved');
+    one!.setBlocked(portSlot(port), true);
+    two!.setBlocked(portSlot(port), true);
+    expect(zero!.unreserve(port)).toBeUndefined();
+    expect(zero!.reserve(port)).toBe('reserved');
+    expect(zero!.unreserve(port)).toBeUndefined();
+    expect(rung).toEqual([1, 2]);
+    // A dead node's flags go, and the nodes still waiting look again.
+    rung.length = 0;
+    zero!.dropBlocked(node1);
+    expect(rung).toEqual([2]);
+    expect(zero!.reserve(port)).toBe('reserved');
+    expect(zero!.unreserve(port)).toBeUndefined();
+    expect(rung).toEqual([2, 2]);
   });
 });
 

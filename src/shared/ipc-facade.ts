@@ -83,8 +83,9 @@ export function taskIpcMach(call: TaskCall): TaskIpcMach {
       const reply = await call('taskSelf');
       return { kr: reply.kr, name: field(reply, 'name', 0) };
     },
-    async mach_msg(msg, option, _sendSize, rcvSize = 0, rcvName = 0, timeout = 0) {
-      if (!Number.isSafeInteger(rcvSize) || rcvSize < 0) return { kr: KERN_INVALID_ARGUMENT };
+    // Not async: the call's own promise is the answer, with no extra turn on the hot path.
+    mach_msg(msg, option, _sendSize, rcvSize = 0, rcvName = 0, timeout = 0) {
+      if (!Number.isSafeInteger(rcvSize) || rcvSize < 0) return Promise.resolve({ kr: KERN_INVALID_ARGUMENT });
       return call('machMsg', msg, option, rcvName, timeout, rcvSize);
     },
     async mach_port_allocate(right) {

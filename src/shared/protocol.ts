@@ -285,6 +285,9 @@ export interface ViewReply extends KrReply {
   readonly length?: number;
 }
 
+/** What mach_msg answers: a received message, or MACH_RCV_TOO_LARGE's size. */
+export interface MachMsgReply { kr: number; msg?: MachMsgReceived; size?: number }
+
 /** The control-plane interface every node exposes, called by NodeCall (from the host or a peer). */
 export interface NodeApi {
   taskBootstrap(token: SecurityToken, ledgers: TaskLedgers): { kr: number; task?: TaskId };
@@ -330,7 +333,7 @@ export interface NodeApi {
    * types need no DOM or @types/node).
    */
   machMsg(task: TaskId, msg: MachMsgSend | null, option: number, rcvName: number, timeout: number, rcvSize?: number, abort?: unknown):
-    Promise<{ kr: number; msg?: MachMsgReceived; size?: number }>;
+    MachMsgReply | Promise<MachMsgReply>;
   taskSelf(task: TaskId): { kr: number; name: number };
   taskGetSpecialPort(task: TaskId, which: number): { kr: number; name: number };
   taskSetSpecialPort(task: TaskId, which: number, name: number): KrReply;

@@ -36,6 +36,8 @@ export interface ServeOptions {
   readonly adaptive?: boolean;
   /** Records delivered before yielding to the event loop, so I/O and timers still run under load. */
   readonly batch?: number;
+  /** Called when another node said a queue place may be free for this node's blocked senders. */
+  readonly onPlaces?: () => void;
 }
 
 /**
@@ -47,14 +49,14 @@ export interface ServeOptions {
  */
 export async function serve(readers: readonly (RingReader | null)[], doorbell: Doorbell,
   onRecord: (record: Uint8Array, from: number) => void, options: ServeOptions = {}): Promise<void> {
-  const { signal, spin = SERVE_DEFAULT_SPIN, batch = SERVE_DEFAULT_BATCH, adaptive = true } = options;
+  const { signal, spin = SERVE_DEFAULT_SPIN, batch = SERVE_DEFAULT_BATCH, adaptive = true, onPlaces } = options;
   if (!(spin >= 0 && spin < Infinity)) throw new RangeError(`options.spin must be a non-negative number of µs, not ${spin}`);
   if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`options.batch must be a positive integer, not ${batch}`);
   const incoming: { reader: RingReader; visit: (record: Uint8Array) => void }[] = [];
   readers.forEach((reader, from) => {
     if (reader !== null) incoming.push({ reader, visit: (record) => onRecord(record, from) });
   });
-  const pending = (): boolean => incoming.some(({ reader }) => !reader.empty);
+  const pending = (): boolean => incoming.some(({ reader }) => !reader.empty) || (onPlaces !== undefined && doorbell.placesAsked);
   const stop = (): void => doorbell.ring(doorbell.node);
   signal?.addEventListener('abort', stop, { once: true });
   try {
@@ -63,26 +65,28 @@ export async function serve(readers: readonly (RingReader | null)[], doorbell: D
     let backoff = 0;
     let skip = 0;
     while (signal?.aborted !== true) {
+      const seen = doorbell.sequence;
       let drained = 0;
+      if (onPlaces !== undefined && doorbell.takePlaces()) {
+        onPlaces();
+        drained++;
+      }
       for (const { reader, visit } of incoming) drained += reader.drain(visit);
       if (drained > 0) {
         sinceTurn += drained;
         if (sinceTurn >= batch) {
           sinceTurn = 0;
           await new Promise<void>((resolve) => setImmediate(resolve));
-        } else {
-          // Let what the records set off run to its end before we look again or decide to spin:
-          // a resolved receive reaches the task's reply through a chain of microtasks, and a
-          // reply rung after we looked would find us asleep instead of spinning for its answer.
-          await new Promise<void>((resolve) => setImmediate(resolve));
+          continue;
         }
-        continue;
       }
-      // Spin only when we sent something since the last wait: then an answer is likely on its
-      // way. A node that only receives sleeps at once and drains in batches, which streams faster.
-      const rang = doorbell.takeRang();
+      // Spin when we delivered or sent something since the last wait: an answer, or the next
+      // record of a stream, is then likely on its way. The spin lets what the records set off
+      // run to its end (doorbell.ts), so a reply our tasks send meanwhile finds us spinning.
+      // An idle node sleeps at once.
+      const rang = doorbell.takeRang() || drained > 0;
       const micros = rang ? budget : 0;
-      const outcome = await doorbell.wait(pending, micros);
+      const outcome = await doorbell.wait(pending, micros, seen);
       if (outcome === 'ok') sinceTurn = 0;
       if (!adaptive || spin === 0 || !rang) continue;
       if (micros > 0 && outcome !== 'ok') {

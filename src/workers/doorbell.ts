@@ -7,26 +7,28 @@
 /**
  * One doorbell SAB serves every node: a cell per node, each on its own cache line.
  *
- *   Int32 word  0          1          2 .. 15     16         17         ...
- *              +----------+----------+----------+----------+----------+----
- *              | sequence | sleeping | (pad)    | sequence | sleeping | ...
- *              +----------+----------+----------+----------+----------+----
- *               node 0's cell (64 bytes)          node 1's cell
+ *   Int32 word  0          1          2          3 .. 15    16         17         ...
+ *              +----------+----------+----------+----------+----------+----------+----
+ *              | sequence | sleeping | places   | (pad)    | sequence | sleeping | ...
+ *              +----------+----------+----------+----------+----------+----------+----
+ *               node 0's cell (64 bytes)                     node 1's cell
  *
  * sequence: bumped by every producer after it publishes into one of the node's incoming rings.
  * sleeping: 1 while the node is (about to be) parked in Atomics.waitAsync on its sequence.
+ * places:   1 when a queue place may be free for a sender blocked on the node (port-table.ts).
  */
 export const DOORBELL_CELL_WORDS = 16;
 const SEQUENCE = 0;
 const SLEEPING = 1;
+const PLACES = 2;
 
 export function createDoorbell(nodes: number): SharedArrayBuffer {
   if (!Number.isInteger(nodes) || nodes < 1) throw new RangeError(`nodes must be a positive integer, not ${nodes}`);
   return new SharedArrayBuffer(nodes * DOORBELL_CELL_WORDS * Int32Array.BYTES_PER_ELEMENT);
 }
 
-/** Doorbell polls between a look at the clock and a microtask turn while spinning (see wait). */
-const SPIN_CHUNK = 64;
+/** Doorbell polls between two looks at the clock while spinning (see wait). */
+const SPIN_CHUNK = 32;
 
 /** A node's handle on the shared doorbell: it rings other nodes and waits on its own cell. */
 export class Doorbell {
@@ -34,6 +36,7 @@ export class Doorbell {
   readonly #cells: Int32Array;
   readonly #sequence: number;
   readonly #sleeping: number;
+  readonly #places: number;
   /** Whether we rang another node since takeRang() last looked. */
   #rang = false;
 
@@ -47,6 +50,7 @@ export class Doorbell {
     this.node = node;
     this.#sequence = node * DOORBELL_CELL_WORDS + SEQUENCE;
     this.#sleeping = node * DOORBELL_CELL_WORDS + SLEEPING;
+    this.#places = node * DOORBELL_CELL_WORDS + PLACES;
   }
 
   /**
@@ -65,6 +69,29 @@ export class Doorbell {
     if (Atomics.load(this.#cells, cell + SLEEPING) !== 0) Atomics.notify(this.#cells, cell + SEQUENCE);
   }
 
+  /**
+   * Tells `node` that a queue place may be free for a sender blocked there: the flag, then the
+   * ring that publishes it (the node's serve loop takes the flag before it looks at its rings).
+   */
+  wakeSenders(node: number): void {
+    Atomics.store(this.#cells, node * DOORBELL_CELL_WORDS + PLACES, 1);
+    this.ring(node);
+  }
+
+  /**
+   * This node's doorbell sequence now. Read before draining the rings and passed to wait(), it
+   * makes a record published during the drain end the wait's spin at once.
+   */
+  get sequence(): number { return Atomics.load(this.#cells, this.#sequence); }
+
+  /** Whether a node asked this one to look at its blocked senders (not yet taken). */
+  get placesAsked(): boolean { return Atomics.load(this.#cells, this.#places) !== 0; }
+
+  /** Whether some node asked this one to look at its blocked senders since the last call. */
+  takePlaces(): boolean {
+    return Atomics.load(this.#cells, this.#places) !== 0 && Atomics.exchange(this.#cells, this.#places, 0) !== 0;
+  }
+
   /** Whether this handle rang another node since the last call. serve() spins only then. */
   takeRang(): boolean {
     const rang = this.#rang;
@@ -74,9 +101,9 @@ export class Doorbell {
 
   /**
    * Waits until this node's doorbell rings, unless `pending()` says work already arrived. First
-   * polls the sequence for up to `spinMicros` µs, letting microtasks run every SPIN_CHUNK polls
-   * (a reply is often one microtask chain away), and returns at once if it moved: no syscall on
-   * either side. Then sleeps with the lost-wakeup protocol:
+   * polls the sequence for up to `spinMicros` µs, letting microtasks run between polls (a reply
+   * is often one microtask chain away), and returns at once if it moved: no syscall on either
+   * side. Then sleeps with the lost-wakeup protocol:
    *
    *   1. read the sequence s;  2. sleeping = 1;  3. pending()? then return;  4. waitAsync(sequence, s)
    *
@@ -89,15 +116,17 @@ export class Doorbell {
    * Resolves 'spun' (the sequence moved while polling), 'pending', or waitAsync's answer ('ok',
    * 'not-equal'); only 'ok' means the event loop turned while we waited.
    */
-  async wait(pending: () => boolean, spinMicros = 0): Promise<'spun' | 'pending' | 'ok' | 'not-equal' | 'timed-out'> {
+  async wait(pending: () => boolean, spinMicros = 0, seen = this.sequence): Promise<'spun' | 'pending' | 'ok' | 'not-equal' | 'timed-out'> {
     const cells = this.#cells;
     const sequence = this.#sequence;
-    const seen = Atomics.load(cells, sequence);
     if (spinMicros > 0) {
       const until = performance.now() + spinMicros / 1000;
+      // A microtask turn before every poll: what a record we just delivered set off (a receive
+      // resolving, the task's next send) is a chain of microtasks, each link one turn, and its
+      // answer can only come once the chain has run.
       do {
-        await undefined;
         for (let i = 0; i < SPIN_CHUNK; i++) {
+          await undefined;
           if (Atomics.load(cells, sequence) !== seen) return 'spun';
         }
       } while (performance.now() < until);

@@ -25,6 +25,8 @@ export interface LinkHandlers {
   message(from: NodeId, message: PeerMessage): void;
   /** IPC traffic that came through a ring (a kmsg). */
   traffic(traffic: IpcTraffic): void;
+  /** Another node said a queue place may be free for a sender blocked here. */
+  places(): void;
   /** `node` went down: called once, after the calls waiting on it failed. */
   down(node: NodeId): void;
 }
@@ -82,7 +84,8 @@ export class NodeLinks implements KernelLinks {
   listen(handlers: LinkHandlers): void {
     if (this.#handlers !== undefined) throw new Error('norma: links listen once');
     this.#handlers = handlers;
-    serveRings(this.#readers, this.#doorbell, (record) => handlers.traffic({ op: 'kmsg', kmsg: fromWire(decodeKmsg(record)) }))
+    serveRings(this.#readers, this.#doorbell, (record) => handlers.traffic({ op: 'kmsg', kmsg: fromWire(decodeKmsg(record)) }),
+      { onPlaces: () => handlers.places() })
       .catch((error: unknown) => setImmediate(() => { throw error; }));
     this.#peers.forEach((peer, index) => {
       peer?.on('message', (message: NodeToNode) => this.#receive(index as NodeId, message));
@@ -100,6 +103,11 @@ export class NodeLinks implements KernelLinks {
       }
     }
     this.#peers[node]?.postMessage(message);
+  };
+
+  /** Tells `node` a queue place may be free for its blocked senders (its doorbell). */
+  readonly wakeSenders = (node: NodeId): void => {
+    if (node !== this.#doorbell.node && !this.#down.has(node)) this.#doorbell.wakeSenders(node);
   };
 
   /** Runs `method` of `node`'s NodeApi (see PeerCalls for how it settles). */

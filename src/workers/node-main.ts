@@ -32,6 +32,7 @@ function start(startup: NodeStartup): Node {
   links.listen({
     message: (from, message) => fromPeer({ kernel, links, handoff }, from, message),
     traffic: (traffic) => kernel.receiveTraffic(traffic),
+    places: () => kernel.placesFreed(),
     // The images the dead node never adopted go first: dropping them may settle a teleport's parent.
     down: (peer) => {
       handoff.peerDown(peer);

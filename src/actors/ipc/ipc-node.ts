@@ -5,7 +5,6 @@
  * notifications the kernel sends are notify.ts's, the sweep after another node dies
  * node-down.ts's; name spaces stay with their tasks (space.ts).
  */
-import { ok as assert } from 'node:assert/strict';
 import { MACH_NOTIFY_SEND_ONCE, MACH_RCV_PORT_CHANGED, MACH_RCV_PORT_DIED } from '../../shared/constants.js';
 import type { IpcTraffic, PortState } from '../../shared/protocol.js';
 import type { NodeId, TaskId, PortId, PortName } from '../../shared/types.js';
@@ -18,6 +17,15 @@ import { nodeDown } from './node-down.js';
 import { nameBody, Notifications } from './notify.js';
 import { PortSet } from './port.js';
 import { PortKind, type PortTable } from './port-table.js';
+import { BlockedSenders, type SenderCounters } from './blocked-senders.js';
+
+/** What a node's IPC counts (host statistics). */
+export interface IpcCounters extends SenderCounters {
+  /** Messages that reached a queue on this node. */
+  messagesQueued: number;
+  /** Messages received from queues on this node. */
+  messagesReceived: number;
+}
 
 export class NodeIpc {
   readonly node: NodeId;
@@ -33,18 +41,22 @@ export class NodeIpc {
   readonly #incoming = new Map<PortId, Incoming>();
   /** PortOps for rights owned by no space: in messages, in special-port slots. */
   readonly kernelOps: PortOps;
+  readonly counters: IpcCounters = { messagesQueued: 0, messagesReceived: 0, sendersBlocked: 0, sendersWoken: 0 };
+  /** This node's senders waiting for a queue place. */
+  readonly blocked: BlockedSenders;
 
   constructor(node: NodeId, table: PortTable, host: IpcHost, clock: Clock = systemClock) {
     this.node = node;
     this.table = table;
     this.#host = host;
     this.clock = clock;
+    this.blocked = new BlockedSenders(table, this.counters);
     this.notices = new Notifications({
       node, table, host, local: (port) => this.#ports.get(port), awaiting: (port) => this.#awaiting(port),
       route: (kmsg) => this.route(kmsg),
     });
     this.kernelOps = this.opsFor(0);
-    this.kmsgs = new Kmsgs({ node, table, host, notices: this.notices, kernelOps: this.kernelOps });
+    this.kmsgs = new Kmsgs({ node, table, host, notices: this.notices, kernelOps: this.kernelOps, placeFreed: (port) => this.placeFreed(port) });
   }
 
   /** A new port held here (mach_port_allocate's port half). */
@@ -179,56 +191,6 @@ export class NodeIpc {
   }
 
   /**
-   * Queues in per-sender order. Messages of one sender can overtake each other only when the
-   * port migrates (some go by its old node); each carries its sender's sequence number, and an
-   * early one waits until those before it have come.
-   */
-  #accept(local: LocalPort, kmsg: KMsg): void {
-    if (kmsg.sendOnce || kmsg.sender === 0) {
-      local.queue.send(kmsg);
-      return;
-    }
-    const expected = local.expected.get(kmsg.sender) ?? 1;
-    if (kmsg.seq !== expected) {
-      assert(kmsg.seq > expected, `message ${kmsg.seq} from task ${kmsg.sender} arrived twice`);
-      let held = local.held.get(kmsg.sender);
-      if (held === undefined) local.held.set(kmsg.sender, held = new Map());
-      held.set(kmsg.seq, kmsg);
-      return;
-    }
-    local.queue.send(kmsg);
-    let next = expected + 1;
-    const held = local.held.get(kmsg.sender);
-    for (let early = held?.get(next); early !== undefined; early = held!.get(next)) {
-      held!.delete(next);
-      local.queue.send(early);
-      next++;
-    }
-    if (held?.size === 0) local.held.delete(kmsg.sender);
-    local.expected.set(kmsg.sender, next);
-    this.#prune(local);
-  }
-
-  /**
-   * Drops the order state of senders whose task died, when `expected` has grown to its pruning
-   * size (or `always`). Safe only while no ordered message of the port is anywhere but its queue
-   * here: each holds a queue place in the table from send to dequeue, so a table count equal to
-   * the ordered messages queued here means none is held or on its way, and a dead task sends no
-   * more. Otherwise it is tried again on the next dequeue or new sender.
-   */
-  #prune(local: LocalPort, always = false): void {
-    if (!always && local.expected.size < local.pruneAt) return;
-    if (local.held.size > 0) return;
-    let queued = 0;
-    for (const kmsg of local.queue.queued) if (!kmsg.sendOnce) queued++;
-    if (this.table.msgcount(local.id) !== queued) return;
-    for (const sender of local.expected.keys()) {
-      if (!this.table.isAlive(sender as PortId)) local.expected.delete(sender);
-    }
-    local.pruneAt = Math.max(PRUNE_MIN, 2 * local.expected.size);
-  }
-
-  /**
    * The receive right for `port` was destroyed (mach_port_destroy, task death, or a message
    * carrying it destroyed). With a port-destroyed request the right goes to the requester
    * instead and the port lives on; otherwise the port dies: queued messages are destroyed,
@@ -289,7 +251,7 @@ export class NodeIpc {
   /** Hands the port's queue and state to `to`, the node of its receive right. */
   #ship(local: LocalPort, to: NodeId): void {
     const port = local.id;
-    this.#prune(local, true);
+    local.prune(this.table, true);
     this.#ports.delete(port);
     local.queue.set?.remove(local.queue);
     const queued: KMsg[] = [];
@@ -355,13 +317,25 @@ export class NodeIpc {
   dequeued(kmsg: KMsg, options: { destroy?: boolean } = {}): void {
     // Its regions go to the receiver's map, or are released: no message here holds them now.
     if (kmsg.ool.length > 0) this.#host.holdRegions(kmsg.ool, -1);
+    this.counters.messagesReceived++;
     if (!kmsg.sendOnce) {
-      this.table.unreserve(kmsg.dest);
+      this.placeFreed(kmsg.dest);
       this.notices.releaseSend(kmsg.dest);
       const local = this.#ports.get(kmsg.dest);
-      if (local !== undefined) this.#prune(local);
+      if (local !== undefined) local.prune(this.table);
     }
     if (options.destroy === true) this.kmsgs.destroyContents(kmsg);
+  }
+
+  /** A queue place of `port` is given back: one waiting sender, here or on another node, is woken for it. */
+  placeFreed(port: PortId): void {
+    if (this.table.unreserve(port) === this.node) this.blocked.wakeOne(port);
+  }
+
+  /** Queues `kmsg` on `local` in its sender's order (LocalPort.accept), counted. */
+  #accept(local: LocalPort, kmsg: KMsg): void {
+    this.counters.messagesQueued++;
+    local.accept(kmsg, this.table);
   }
 
   /** Handles IPC traffic from another node. */

@@ -7,7 +7,7 @@
 import { MACH_NOTIFY_SEND_ONCE } from '../../shared/constants.js';
 import type { IpcTraffic } from '../../shared/protocol.js';
 import type { KMsg, OolRegion, RightInTransit } from '../../shared/message.js';
-import type { NodeId } from '../../shared/types.js';
+import type { NodeId, PortId } from '../../shared/types.js';
 import type { IpcHost, PortOps } from './ipc-types.js';
 import type { Notifications } from './notify.js';
 import type { PortTable } from './port-table.js';
@@ -21,6 +21,8 @@ export interface KmsgNode {
   readonly notices: Notifications;
   /** For rights owned by no space. */
   readonly kernelOps: PortOps;
+  /** Gives a queue place back, waking a sender blocked for it (NodeIpc.placeFreed). */
+  placeFreed(port: PortId): void;
 }
 
 export class Kmsgs {
@@ -40,7 +42,7 @@ export class Kmsgs {
   destroy(kmsg: KMsg): void {
     if (kmsg.ool.length > 0) this.#here.host.holdRegions(kmsg.ool, -1);
     if (!kmsg.sendOnce) {
-      if (this.#here.table.isAlive(kmsg.dest)) this.#here.table.unreserve(kmsg.dest);
+      if (this.#here.table.isAlive(kmsg.dest)) this.#here.placeFreed(kmsg.dest);
       this.#here.notices.releaseSend(kmsg.dest);
     } else if (this.#here.table.isAlive(kmsg.dest) && !(kmsg.sender === 0 && kmsg.id === MACH_NOTIFY_SEND_ONCE)) {
       this.#here.notices.notify(kmsg.dest, MACH_NOTIFY_SEND_ONCE, new Uint8Array(0));

@@ -3,11 +3,13 @@
  * queue and the state that travels with the queue when the receive right moves), and what a
  * node keeps for a port whose queue is on its way here.
  */
+import { ok as assert } from 'node:assert/strict';
 import type { NoSendersRequest } from '../../shared/protocol.js';
 import type { KMsg } from '../../shared/message.js';
 import type { NodeId, TaskId, PortId } from '../../shared/types.js';
 import type { Clock } from './clock.js';
 import { Port, type PortSet } from './port.js';
+import type { PortTable } from './port-table.js';
 
 /** The least size of LocalPort.expected worth pruning. */
 export const PRUNE_MIN = 64;
@@ -33,6 +35,56 @@ export class LocalPort {
     this.id = id;
     // No queue limit here: senders reserve their places in the port table (port-table.ts).
     this.queue = new Port<KMsg>({ clock });
+  }
+
+  /**
+   * Queues in per-sender order. Messages of one sender can overtake each other only when the
+   * port migrates (some go by its old node); each carries its sender's sequence number, and an
+   * early one waits until those before it have come.
+   */
+  accept(kmsg: KMsg, table: PortTable): void {
+    if (kmsg.sendOnce || kmsg.sender === 0) {
+      this.queue.send(kmsg);
+      return;
+    }
+    const expected = this.expected.get(kmsg.sender) ?? 1;
+    if (kmsg.seq !== expected) {
+      assert(kmsg.seq > expected, `message ${kmsg.seq} from task ${kmsg.sender} arrived twice`);
+      let held = this.held.get(kmsg.sender);
+      if (held === undefined) this.held.set(kmsg.sender, held = new Map());
+      held.set(kmsg.seq, kmsg);
+      return;
+    }
+    this.queue.send(kmsg);
+    let next = expected + 1;
+    const held = this.held.get(kmsg.sender);
+    for (let early = held?.get(next); early !== undefined; early = held!.get(next)) {
+      held!.delete(next);
+      this.queue.send(early);
+      next++;
+    }
+    if (held?.size === 0) this.held.delete(kmsg.sender);
+    this.expected.set(kmsg.sender, next);
+    this.prune(table);
+  }
+
+  /**
+   * Drops the order state of senders whose task died, when `expected` has grown to its pruning
+   * size (or `always`). Safe only while no ordered message of the port is anywhere but its queue
+   * here: each holds a queue place in the table from send to dequeue, so a table count equal to
+   * the ordered messages queued here means none is held or on its way, and a dead task sends no
+   * more. Otherwise it is tried again on the next dequeue or new sender.
+   */
+  prune(table: PortTable, always = false): void {
+    if (!always && this.expected.size < this.pruneAt) return;
+    if (this.held.size > 0) return;
+    let queued = 0;
+    for (const kmsg of this.queue.queued) if (!kmsg.sendOnce) queued++;
+    if (table.msgcount(this.id) !== queued) return;
+    for (const sender of this.expected.keys()) {
+      if (!table.isAlive(sender as PortId)) this.expected.delete(sender);
+    }
+    this.pruneAt = Math.max(PRUNE_MIN, 2 * this.expected.size);
   }
 }
 

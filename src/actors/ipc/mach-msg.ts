@@ -88,6 +88,9 @@ export function copyoutOrDestroy(ipc: NodeIpc, rights: PortRights, right: RightI
   return MACH_PORT_NULL;
 }
 
+/** What mach_msg's receive half answers. */
+export interface Received { kr: number; msg?: MachMsgReceived; size?: number }
+
 /** One task's mach_msg. */
 export class MachMsg {
   readonly #ipc: NodeIpc;
@@ -122,32 +125,68 @@ export class MachMsg {
    * _INVALID_TYPE, _INVALID_RIGHT, _INVALID_MEMORY; MACH_SEND_TIMED_OUT when no queue place
    * came within `timeoutMs`; MACH_SEND_INTERRUPTED when `abort` (the calling thread's) fired first.
    */
-  async send(msg: MachMsgSend, timeoutMs: number, abort?: AbortSignal): Promise<number> {
-    // Armed at the first wait: a send that need not wait makes no timer.
-    let deadline: Deadline | undefined;
+  send(msg: MachMsgSend, timeoutMs: number, abort?: AbortSignal): number | Promise<number> {
+    const first = this.#trySend(msg);
+    if (typeof first === 'number') return first;
+    if (abort?.aborted === true) return MACH_SEND_INTERRUPTED;
+    // Mach's timeout 0 never waits: no deadline, no promise.
+    if (timeoutMs === 0) return MACH_SEND_TIMED_OUT;
+    return this.#sendBlocked(msg, first.full, timeoutMs, abort);
+  }
+
+  /**
+   * The send of a message whose queue was full: the sender waits in line on this node
+   * (blocked-senders.ts) until a place is free for it, then everything is checked again (rights
+   * may change while it waits). Woken and still unable to use the place, it hands it on.
+   */
+  async #sendBlocked(msg: MachMsgSend, dest: PortId, timeoutMs: number, abort: AbortSignal | undefined): Promise<number> {
+    const { blocked } = this.#ipc;
+    const deadline = new Deadline(this.#ipc.clock, timeoutMs, abort);
+    let first = false;
     try {
       for (;;) {
-        const checked = this.#checkSend(msg);
-        if (typeof checked === 'number') return checked;
-        const { dest, sendOnce } = checked;
-        if (sendOnce) return this.#post(msg, dest, true);
-        const table = this.#ipc.table;
-        // Read before reserving: a place freed between the two wakes the wait below at once.
-        const wake = table.wakeCount(dest);
-        const reserved = table.reserve(dest);
-        if (reserved === 'dead') return MACH_SEND_INVALID_DEST;
-        if (reserved === 'reserved') return this.#post(msg, dest, false);
-        deadline ??= new Deadline(this.#ipc.clock, timeoutMs, abort);
         if (deadline.expired) return deadline.aborted ? MACH_SEND_INTERRUPTED : MACH_SEND_TIMED_OUT;
-        // Rights may change while we wait: everything is checked again on the next pass. The
-        // wait has no timeout of its own: the deadline ends it, and then wakes the port's
-        // waiters so ours leaves the table's wait list (the others look again and wait on).
-        const woken = await deadline.race(table.waitForPlace(dest, wake, Infinity), false);
-        if (!woken && deadline.expired) table.wakeWaiters(dest);
+        const sender = blocked.block(dest, first);
+        // One more look with this node's flag up: a place freed before it is found here, one
+        // freed after it wakes us.
+        const again = this.#trySend(msg);
+        if (typeof again === 'number' || again.full !== dest) {
+          blocked.leave(sender);
+          if (typeof again === 'number') return again;
+          dest = again.full;
+          continue;
+        }
+        if (!await deadline.race(sender.woken, false)) {
+          blocked.leave(sender);
+          continue;
+        }
+        const woken = this.#trySend(msg);
+        if (typeof woken === 'number') {
+          if (woken !== MACH_MSG_SUCCESS) blocked.passOn(dest);
+          return woken;
+        }
+        if (woken.full !== dest) blocked.passOn(dest);
+        // Another sender took the place first: this one keeps its turn at the head of the line.
+        first = woken.full === dest;
+        dest = woken.full;
       }
     } finally {
-      deadline?.cancel();
+      deadline.cancel();
     }
+  }
+
+  /**
+   * The send when it need not wait: checks, takes a queue place and posts. Returns the kr, or
+   * the destination port when its queue is full.
+   */
+  #trySend(msg: MachMsgSend): number | { full: PortId } {
+    const checked = this.#checkSend(msg);
+    if (typeof checked === 'number') return checked;
+    const { dest, sendOnce } = checked;
+    if (sendOnce) return this.#post(msg, dest, true);
+    const reserved = this.#ipc.table.reserve(dest);
+    if (reserved === 'reserved') return this.#post(msg, dest, false);
+    return reserved === 'dead' ? MACH_SEND_INVALID_DEST : { full: dest };
   }
 
   #checkSend(msg: MachMsgSend): number | { dest: PortId; sendOnce: boolean } {
@@ -198,7 +237,7 @@ export class MachMsg {
       const captured = this.#memory.capture(descriptor);
       if (captured.region === undefined) {
         this.#ipc.kmsgs.releaseRegions(ool);
-        if (!sendOnce) this.#ipc.table.unreserve(dest);
+        if (!sendOnce) this.#ipc.placeFreed(dest);
         return MACH_SEND_INVALID_MEMORY;
       }
       ool.push(captured.region);
@@ -268,20 +307,52 @@ export class MachMsg {
    * calling thread's: thread_abort, thread_terminate) fired first; KERN_INVALID_ARGUMENT for an `rcvSize`
    * that is not a non-negative integer.
    */
-  async receive(name: number, timeoutMs: number, option = 0, rcvSize = 0, abort?: AbortSignal):
-    Promise<{ kr: number; msg?: MachMsgReceived; size?: number }> {
+  receive(name: number, timeoutMs: number, option = 0, rcvSize = 0, abort?: AbortSignal): Received | Promise<Received> {
     if (!Number.isSafeInteger(rcvSize) || rcvSize < 0) return { kr: KERN_INVALID_ARGUMENT };
     const large = (option & MACH_RCV_LARGE) !== 0;
     const limit: ReceiveLimit<KMsg> | undefined = rcvSize === 0 ? undefined
       : { fits: (kmsg) => messageSize(kmsg) <= rcvSize, large };
+    const now = this.#poll(name, limit);
+    if (now !== undefined) return this.#received(name, now, large);
+    if (abort?.aborted === true) return { kr: MACH_RCV_INTERRUPTED };
+    // Mach's timeout 0 never waits: no deadline, no promise.
+    if (timeoutMs === 0) return { kr: MACH_RCV_TIMED_OUT };
+    return this.#receiveBlocked(name, timeoutMs, limit, large, abort);
+  }
+
+  async #receiveBlocked(name: number, timeoutMs: number, limit: ReceiveLimit<KMsg> | undefined, large: boolean,
+    abort: AbortSignal | undefined): Promise<Received> {
     const deadline = new Deadline(this.#ipc.clock, timeoutMs, abort);
     try {
       const result = await this.#dequeue(name, { deadline, limit });
       if (result.kr === MACH_RCV_TIMED_OUT && deadline.aborted) return { kr: MACH_RCV_INTERRUPTED };
-      return result.msg === undefined ? { kr: result.kr } : this.#copyout(name, result.kr, result.msg, result.seqno ?? 0, large);
+      return this.#received(name, result, large);
     } finally {
       deadline.cancel();
     }
+  }
+
+  #received(name: number, result: { kr: number; msg?: KMsg; seqno?: number }, large: boolean): Received {
+    return result.msg === undefined ? { kr: result.kr } : this.#copyout(name, result.kr, result.msg, result.seqno ?? 0, large);
+  }
+
+  /**
+   * What the receive half gets without waiting: a message queued, or the answer for a name that
+   * cannot be received from; undefined when it would wait (nothing queued, or the queue is still
+   * on its way here).
+   */
+  #poll(name: number, limit: ReceiveLimit<KMsg> | undefined): { kr: number; msg?: KMsg; seqno?: number } | undefined {
+    const { rights } = this.#task;
+    const { port } = rights.receivePort(name as PortName);
+    if (port !== undefined) {
+      const local = this.#ipc.local(port);
+      if (local !== undefined) return local.queue.poll(limit);
+      return this.#ipc.table.isAlive(port) ? undefined : { kr: MACH_RCV_PORT_DIED };
+    }
+    const entry = rights.space.lookup(name as PortName);
+    if (entry?.type !== MACH_PORT_TYPE_PORT_SET) return { kr: MACH_RCV_INVALID_NAME };
+    const set = this.#ipc.portSet(entry.port!);
+    return set === undefined ? { kr: MACH_RCV_PORT_DIED } : set.poll(limit);
   }
 
   /** Waits for the next message of the receive right or port set `name` (see receive). */
@@ -307,8 +378,7 @@ export class MachMsg {
   }
 
   /** The message `kmsg` is received by `name`: its rights and memory are copied out into this task. */
-  #copyout(name: number, kr: number, kmsg: KMsg, seqno: number, large: boolean):
-    { kr: number; msg?: MachMsgReceived; size?: number } {
+  #copyout(name: number, kr: number, kmsg: KMsg, seqno: number, large: boolean): Received {
     const { rights } = this.#task;
     if (kr === MACH_RCV_TOO_LARGE) {
       // Under MACH_RCV_LARGE the message is still queued, only lent to read its size.

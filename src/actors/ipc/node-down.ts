@@ -34,6 +34,7 @@ export interface SurvivingNode {
 export function nodeDown(here: SurvivingNode, node: NodeId): void {
   const { table, notices } = here;
   table.killNode(node);
+  table.dropBlocked(node);
   for (const port of table.portsReceivedOn(node)) if (here.ports.has(port)) here.destroyPort(port);
   for (const [port, incoming] of here.incoming) {
     if (table.isAlive(port)) continue;

@@ -214,11 +214,20 @@ export class Port<M> {
   receive(options: ReceiveOptions<M> = {}): Promise<ReceiveResult<M>> {
     const bad = timeoutError(options.timeoutMs);
     if (bad) return Promise.reject(bad);
-    if (this.#state === 'dead') return Promise.resolve({ kr: MACH_RCV_PORT_DIED });
-    if (this.#set !== null) return Promise.resolve({ kr: MACH_RCV_IN_SET });
-    if (this.ready) return Promise.resolve(withoutPort(this.serve(options.limit)));
+    const now = this.poll(options.limit);
+    if (now !== undefined) return Promise.resolve(now);
     if (polls(options as ReceiveOptions<never>)) return Promise.resolve({ kr: MACH_RCV_TIMED_OUT });
     return new Promise((resolve) => waitIn(this.#receivers, this.#clock, options, (result) => resolve(withoutPort(result))));
+  }
+
+  /**
+   * receive's answer when it need not wait (a message is queued, or the port cannot be received
+   * from), synchronously; undefined when a receive would wait.
+   */
+  poll(limit?: ReceiveLimit<M>): ReceiveResult<M> | undefined {
+    if (this.#state === 'dead') return { kr: MACH_RCV_PORT_DIED };
+    if (this.#set !== null) return { kr: MACH_RCV_IN_SET };
+    return this.ready ? withoutPort(this.serve(limit)) : undefined;
   }
 
   /**
@@ -354,17 +363,24 @@ export class PortSet<M> {
   receive(options: ReceiveOptions<M> = {}): Promise<SetReceiveResult<M>> {
     const bad = timeoutError(options.timeoutMs);
     if (bad) return Promise.reject(bad);
-    if (this.#state === 'dead') return Promise.resolve({ kr: MACH_RCV_PORT_DIED });
+    const now = this.poll(options.limit);
+    if (now !== undefined) return Promise.resolve(now);
+    if (polls(options as ReceiveOptions<never>)) return Promise.resolve({ kr: MACH_RCV_TIMED_OUT });
+    return new Promise((resolve) => waitIn(this.#receivers, this.#clock, options, resolve));
+  }
+
+  /** receive's answer when it need not wait, synchronously; undefined when a receive would wait. */
+  poll(limit?: ReceiveLimit<M>): SetReceiveResult<M> | undefined {
+    if (this.#state === 'dead') return { kr: MACH_RCV_PORT_DIED };
     const count = this.#members.length;
     for (let step = 0; step < count; step++) {
       const index = (this.#cursor + step) % count;
       const port = this.#members[index]!;
       if (!port.ready) continue;
       this.#cursor = (index + 1) % count;
-      return Promise.resolve(port.serve(options.limit));
+      return port.serve(limit);
     }
-    if (polls(options as ReceiveOptions<never>)) return Promise.resolve({ kr: MACH_RCV_TIMED_OUT });
-    return new Promise((resolve) => waitIn(this.#receivers, this.#clock, options, resolve));
+    return undefined;
   }
 
   /**

@@ -329,11 +329,11 @@ export class TaskIpc {
   lookupRegistered(): { kr: number; names: number[] } { return this.#special.lookupRegistered(); }
 
   /** mach_msg's send half: see MachMsg.send. */
-  send(msg: MachMsgSend, timeoutMs: number, abort?: AbortSignal): Promise<number> { return this.#msg.send(msg, timeoutMs, abort); }
+  send(msg: MachMsgSend, timeoutMs: number, abort?: AbortSignal): number | Promise<number> { return this.#msg.send(msg, timeoutMs, abort); }
 
   /** mach_msg's receive half: see MachMsg.receive. */
   receive(name: number, timeoutMs: number, option = 0, rcvSize = 0, abort?: AbortSignal):
-    Promise<{ kr: number; msg?: MachMsgReceived; size?: number }> {
+    { kr: number; msg?: MachMsgReceived; size?: number } | Promise<{ kr: number; msg?: MachMsgReceived; size?: number }> {
     return this.#msg.receive(name, timeoutMs, option, rcvSize, abort);
   }
 

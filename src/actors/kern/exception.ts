@@ -74,20 +74,15 @@ async function deliver(ipc: NodeIpc, thread: ThreadActor, handler: ExceptionEntr
   });
   // The kernel's send waits for a queue place like any sender's, ended by the thread's end or abort.
   const deadline = new Deadline(ipc.clock, Infinity, thread.signal);
+  let reserved: 'reserved' | 'dead' | 'expired';
   try {
-    for (;;) {
-      const wake = table.wakeCount(handler.port);
-      const reserved = table.reserve(handler.port);
-      if (reserved === 'reserved') break;
-      if (reserved === 'dead' || deadline.expired) {
-        ipc.kmsgs.destroyContents({ dest: handler.port, sendOnce: false, reply: replyPort.reply, id, body, rights, ool: [], sender: 0, seq: 0 });
-        return replyPort.receive(thread.signal).then(() => undefined);
-      }
-      const woken = await deadline.race(table.waitForPlace(handler.port, wake, Infinity), false);
-      if (!woken && deadline.expired) table.wakeWaiters(handler.port);
-    }
+    reserved = await ipc.blocked.reserve(handler.port, deadline);
   } finally {
     deadline.cancel();
+  }
+  if (reserved !== 'reserved') {
+    ipc.kmsgs.destroyContents({ dest: handler.port, sendOnce: false, reply: replyPort.reply, id, body, rights, ool: [], sender: 0, seq: 0 });
+    return replyPort.receive(thread.signal).then(() => undefined);
   }
   table.addSendRight(handler.port);
   ipc.route({ dest: handler.port, sendOnce: false, reply: replyPort.reply, id, body, rights, ool: [], sender: 0, seq: 0 });

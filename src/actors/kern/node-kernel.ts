@@ -29,6 +29,8 @@ const FORK_MODES: readonly ForkMode[] = ['create', 'clone', 'teleport'];
 /** How a node reaches the others: one-way traffic, and calls answered by their NodeApi. */
 export interface NodeLinks {
   post(node: NodeId, message: NodeToNode): void;
+  /** Tells another node a queue place may be free for its blocked senders (its doorbell). */
+  wakeSenders?(node: NodeId): void;
   callNode(node: NodeId, method: keyof NodeApi, args: readonly unknown[]): Promise<{ kr: number }>;
 }
 
@@ -75,7 +77,11 @@ export class NodeKernel extends ThreadRoutines implements NodeApi {
     const post = links.post;
     this.#callNode = links.callNode;
     this.cache = new ObjectCache(this.id, startup.refTables, startup.holdings ?? [], startup.messageHoldings ?? [], post);
-    const ipc = this.nodeIpc = new NodeIpc(this.id, new PortTable(startup.portTable, this.id), {
+    const wakeSenders = (node: NodeId): void => {
+      if (node === this.id) ipc.blocked.recheck();
+      else links.wakeSenders?.(node);
+    };
+    const ipc = this.nodeIpc = new NodeIpc(this.id, new PortTable(startup.portTable, this.id, wakeSenders), {
       post: (node, traffic) => {
         if (this.#down.has(node)) {
           // After the sweep only a queue shipped to a receive right taken there just before
@@ -97,6 +103,9 @@ export class NodeKernel extends ThreadRoutines implements NodeApi {
     });
     ipc.kobjectServer = (kmsg) => serveKobject(ipc, this, kmsg);
   }
+
+  /** Another node said a queue place may be free for a sender blocked here. */
+  placesFreed(): void { this.nodeIpc.blocked.recheck(); }
 
   /** IPC traffic from another node. */
   receiveTraffic(traffic: IpcTraffic): void {

@@ -6,7 +6,8 @@ import {
   KERN_INVALID_ARGUMENT, KERN_SUCCESS, MACH_MSG_SUCCESS, MACH_PORT_TYPE_RECEIVE, MACH_RCV_MSG, MACH_RCV_TIMEOUT,
   MACH_SEND_INVALID_HEADER, MACH_SEND_MSG, MACH_SEND_TIMEOUT,
 } from '../../shared/constants.js';
-import type { MachMsgReceived, MachMsgSend, RightInTransit } from '../../shared/message.js';
+import type { MachMsgSend, RightInTransit } from '../../shared/message.js';
+import type { MachMsgReply } from '../../shared/protocol.js';
 import type { PortId, TaskId } from '../../shared/types.js';
 import type { NodeIpc } from '../ipc/ipc-node.js';
 import type { TaskIpc } from '../ipc/space.js';
@@ -81,18 +82,23 @@ export abstract class PortRoutines {
    * malformed timeout; KERN_INVALID_ARGUMENT for an unknown task. `abort` is the calling thread's
    * (in-node calls only: the call gate, syscall.ts, passes it): its waits end interrupted.
    */
-  async machMsg(id: TaskId, msg: MachMsgSend | null, option: number, rcvName: number, timeout: number, rcvSize = 0,
-    abort?: unknown): Promise<{ kr: number; msg?: MachMsgReceived; size?: number }> {
+  /**
+   * mach_msg: the send half, then the receive half. Answers synchronously when neither half has
+   * to wait (a queue place free, a message queued, or a timeout of 0), else a promise.
+   */
+  machMsg(id: TaskId, msg: MachMsgSend | null, option: number, rcvName: number, timeout: number, rcvSize = 0,
+    abort?: unknown): MachMsgReply | Promise<MachMsgReply> {
     const ipc = this.spaceOf(id);
     const signal = abort instanceof AbortSignal ? abort : undefined;
     if (ipc === undefined || !Number.isInteger(option)) return { kr: KERN_INVALID_ARGUMENT };
     if (typeof timeout !== 'number' || !(timeout >= 0)) return { kr: MACH_SEND_INVALID_HEADER };
-    if (option & MACH_SEND_MSG) {
-      const kr = await ipc.send(msg as MachMsgSend, option & MACH_SEND_TIMEOUT ? timeout : Infinity, signal);
-      if (kr !== MACH_MSG_SUCCESS) return { kr };
-    }
-    if (option & MACH_RCV_MSG) return ipc.receive(rcvName, option & MACH_RCV_TIMEOUT ? timeout : Infinity, option, rcvSize, signal);
-    return { kr: MACH_MSG_SUCCESS };
+    const receive = (): MachMsgReply | Promise<MachMsgReply> => (option & MACH_RCV_MSG)
+      ? ipc.receive(rcvName, option & MACH_RCV_TIMEOUT ? timeout : Infinity, option, rcvSize, signal)
+      : { kr: MACH_MSG_SUCCESS };
+    if ((option & MACH_SEND_MSG) === 0) return receive();
+    const sent = ipc.send(msg as MachMsgSend, option & MACH_SEND_TIMEOUT ? timeout : Infinity, signal);
+    if (typeof sent === 'number') return sent === MACH_MSG_SUCCESS ? receive() : { kr: sent };
+    return sent.then((kr) => kr === MACH_MSG_SUCCESS ? receive() : { kr });
   }
 
   taskSelf(id: TaskId) {

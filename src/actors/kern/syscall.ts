@@ -15,39 +15,31 @@ import type { NodeId, PortId } from '../../shared/types.js';
 import { PortKind } from '../ipc/port-table.js';
 import type { PortTable } from '../ipc/port-table.js';
 import type { TaskActor } from './task.js';
-import { resumesTaskCode, taskContext } from './task-code.js';
+import { machMsgTrap, resumesTaskCode, taskContext } from './task-code.js';
 import type { LocalRoutine } from './task-port.js';
 import type { ThreadActor } from './thread.js';
+import { sliceLeft } from './timeslice.js';
 
 /**
- * The timeslice. A kernel call that need not wait completes in microtasks, so threads passing
- * messages on one node could run call after call without the node ever returning to its event
- * loop: host calls, other nodes' traffic and timers would starve. After SLICE gate passes in one
- * event-loop turn, the next pass waits for a macrotask turn (setImmediate), as a timeslice ends.
+ * Runs `call` as a kernel call of `thread`, through the gate; one that `waits` shows as
+ * TH_STATE_WAITING. A runnable thread within its timeslice enters at once, and a call that
+ * completes without waiting answers synchronously (no promise chain); otherwise the thread
+ * first yields or stops at the gate, and after a wait stops there again if it must.
  */
-const SLICE = 256;
-let passesThisTurn = 0;
-let turnEndArmed = false;
-
-function turnEnded(): void {
-  passesThisTurn = 0;
-  turnEndArmed = false;
-}
-
-/** Undefined while the slice lasts; a promise of the next macrotask turn once it is used up. */
-function timeslice(): Promise<void> | undefined {
-  if (!turnEndArmed) {
-    turnEndArmed = true;
-    setImmediate(turnEnded);
+export function syscall<T>(thread: ThreadActor, call: (abort: AbortSignal) => T | Promise<T>, waits = false): T | Promise<T> {
+  if (!sliceLeft() || !thread.runnable) return gatedSlowly(thread, call, waits);
+  let result: T | Promise<T>;
+  try {
+    result = call(thread.signal);
+  } catch (error) {
+    return Promise.reject(error);
   }
-  if (++passesThisTurn < SLICE) return undefined;
-  return new Promise<void>((resolve) => setImmediate(resolve));
+  if (!(result instanceof Promise)) return thread.runnable ? result : thread.checkpoint().then(() => result);
+  return (waits ? thread.waiting(result) : result).then((value) => thread.runnable ? value : thread.checkpoint().then(() => value));
 }
 
-/** Runs `call` as a kernel call of `thread`, through the gate; one that `waits` shows as TH_STATE_WAITING. */
-export async function syscall<T>(thread: ThreadActor, call: (abort: AbortSignal) => T | Promise<T>, waits = false): Promise<T> {
-  const sliceEnded = timeslice();
-  if (sliceEnded !== undefined) await sliceEnded;
+async function gatedSlowly<T>(thread: ThreadActor, call: (abort: AbortSignal) => T | Promise<T>, waits: boolean): Promise<T> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
   await thread.checkpoint();
   const running = Promise.resolve().then(() => call(thread.signal));
   const result = await (waits ? thread.waiting(running) : running);
@@ -93,7 +85,7 @@ export function threadContext(thread: ThreadActor, pageSize: number, calls: Thre
     const node = threadIdNode(target);
     return (node === task.node ? calls.local(method, target as never, args) : calls.callNode(node, method, [target, ...args])) as never;
   });
-  const gatedFork: ForkOnTask = (...args) => syscall(thread, () => calls.fork(...args));
+  const gatedFork: ForkOnTask = (...args) => Promise.resolve(syscall(thread, () => calls.fork(...args)));
   const base = taskContext(task, pageSize, gatedCall, gatedOnTask, gatedFork, thread.id);
   const gated = <T>(run: (abort: AbortSignal) => T | Promise<T>, waits = false) =>
     resumesTaskCode(task.id, syscall(thread, run, waits), thread.id);
@@ -112,6 +104,7 @@ export function threadContext(thread: ThreadActor, pageSize: number, calls: Thre
         state: (state) => state,
       }),
       mach_thread_self: () => gated(() => ({ kr: KERN_SUCCESS, name: sendRightName(task, calls.table, thread.port) })),
+      mach_msg_trap: machMsgTrap(task.id, thread.id, calls.call, () => sliceLeft() && thread.runnable ? thread.signal : undefined),
     },
     wait: (view, index, value, timeout) => gated((abort) => atomicsWait(view, index, value, timeout, abort), true),
     yield: () => gated(() => new Promise<void>((resolve) => setImmediate(resolve)), true),

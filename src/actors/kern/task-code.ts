@@ -4,14 +4,18 @@
  * no module, export, return value or thrown value can take the node down.
  */
 import { workerData } from 'node:worker_threads';
-import { KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_SUCCESS, KERN_TERMINATED } from '../../shared/constants.js';
+import {
+  KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_SUCCESS, KERN_TERMINATED, MACH_RCV_INTERRUPTED, MACH_RCV_TIMEOUT,
+  MACH_SEND_INTERRUPTED, MACH_SEND_MSG, MACH_SEND_TIMEOUT,
+} from '../../shared/constants.js';
 import { NodeActivity } from '../../shared/node-activity.js';
 import type { NodeApi, SerializedError } from '../../shared/protocol.js';
-import type { TaskContext, ViewType } from '../../shared/context.js';
+import type { MachMsgTrap, TaskContext, ViewType } from '../../shared/context.js';
 import { KernError } from '../../shared/errors.js';
 import { taskIpcMach, type TaskCall } from '../../shared/ipc-facade.js';
 import { taskCreateMach, taskMach, type CallOnTask, type ForkOnTask } from '../../shared/task-facade.js';
 import type { TaskActor } from './task.js';
+import { sliceLeft } from './timeslice.js';
 
 export type TaskEntry = (...args: unknown[]) => unknown;
 export type CodeReply = { kr: number; value?: unknown; error?: SerializedError };
@@ -121,8 +125,15 @@ export function taskCodeRuns(task: number, thread = 0): void {
   });
 }
 
-/** A kernel call made by task code: its settling resumes that code. */
-export function resumesTaskCode<T>(task: number, reply: Promise<T>, thread = 0): Promise<T> {
+/**
+ * A kernel call made by task code: its settling resumes that code. One that answered at once
+ * resumes it in this turn, already marked; one that waited marks it again when it settles.
+ */
+export function resumesTaskCode<T>(task: number, reply: T | Promise<T>, thread = 0): Promise<T> {
+  if (!(reply instanceof Promise)) {
+    taskCodeRuns(task, thread);
+    return Promise.resolve(reply);
+  }
   if (activity === undefined) return reply;
   taskCodeRuns(task, thread);
   return reply.then((value) => {
@@ -132,6 +143,27 @@ export function resumesTaskCode<T>(task: number, reply: Promise<T>, thread = 0):
 }
 
 /**
+ * mach_msg_trap (shared/context.ts) over `call`, a node routine call of the task: the routine
+ * with both timeouts 0, which answers synchronously, once `mayEnter` lets the caller in.
+ */
+export function machMsgTrap(task: number, thread: number, call: (method: keyof NodeApi, args: unknown[]) => unknown,
+  mayEnter: () => AbortSignal | undefined): MachMsgTrap['mach_msg_trap'] {
+  return (msg, option, _sendSize, rcvSize = 0, rcvName = 0) => {
+    const signal = mayEnter();
+    if (signal === undefined || !Number.isInteger(option)) {
+      return { kr: !Number.isInteger(option) ? KERN_INVALID_ARGUMENT : option & MACH_SEND_MSG ? MACH_SEND_INTERRUPTED : MACH_RCV_INTERRUPTED };
+    }
+    if (!Number.isSafeInteger(rcvSize) || rcvSize < 0) return { kr: KERN_INVALID_ARGUMENT };
+    taskCodeRuns(task, thread);
+    return call('machMsg', [msg, option | MACH_SEND_TIMEOUT | MACH_RCV_TIMEOUT, rcvName, 0, rcvSize, signal]) as
+      ReturnType<MachMsgTrap['mach_msg_trap']>;
+  };
+}
+
+/** Task code outside threads has no gate to stop at: only the timeslice holds it. */
+const NO_ABORT = new AbortController().signal;
+
+/**
  * What task code of `task` gets: `call` runs a routine of this node for the task, `onTask` one
  * naming a task by its kernel port (task-port.ts). Each call into the kernel, and each view
  * taken, marks the task's code as running again.
@@ -139,7 +171,7 @@ export function resumesTaskCode<T>(task: number, reply: Promise<T>, thread = 0):
 export function taskContext(task: TaskActor, pageSize: number,
   call: (method: keyof NodeApi, args: unknown[]) => unknown, onTask: CallOnTask<number>, fork: ForkOnTask, thread = 0): TaskContext {
   const mach = ((method: keyof NodeApi, ...args: unknown[]) =>
-    resumesTaskCode(task.id, Promise.resolve(call(method, args)), thread)) as TaskCall;
+    resumesTaskCode(task.id, call(method, args), thread)) as TaskCall;
   const onTaskPort = onTask as (name: number, ...rest: unknown[]) => Promise<{ kr: number }>;
   const callOn = ((name: number, ...rest: unknown[]) => resumesTaskCode(task.id, onTaskPort(name, ...rest), thread)) as CallOnTask<number>;
   return {
@@ -149,6 +181,7 @@ export function taskContext(task: TaskActor, pageSize: number,
     mach: {
       ...taskIpcMach(mach), ...taskMach(callOn),
       ...taskCreateMach((...args) => resumesTaskCode(task.id, fork(...args), thread)),
+      mach_msg_trap: machMsgTrap(task.id, thread, call, () => sliceLeft() ? NO_ABORT : undefined),
     },
     view: ((address: number, size: number, type: ViewType<ArrayBufferView> = Uint8Array) => {
       taskCodeRuns(task.id, thread);

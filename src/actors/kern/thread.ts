@@ -69,6 +69,11 @@ export class ThreadActor {
   /** The signal every kernel wait of the thread's current calls listens to. */
   get signal(): AbortSignal { return this.#abort.signal; }
 
+  /** True while neither it nor its task is suspended or over: a kernel call passes the gate at once. */
+  get runnable(): boolean {
+    return this.#outcome === undefined && this.#suspendCount === 0 && this.task.suspendCount === 0 && this.task.state !== 'terminated';
+  }
+
   /** True when a state is set, the counts are 0 and it has not run yet: the caller starts it. */
   get ready(): boolean {
     return !this.#started && !this.ended && this.#entry !== undefined && this.#suspendCount === 0;
