@@ -4,15 +4,16 @@
  *   round trip   a kmsg ping-pong between two serving workers (ring + doorbell), beside the
  *                postMessage echo and the Atomics ping-pong floor (bench/peers.ts); per spin budget
  *   one-way      a stream of kmsgs with 64-byte bodies from one worker to another: the ring, against
- *                one postMessage per message (a 64-byte Uint8Array, and the kmsg as an object)
+ *                one postMessage per message (a 64-byte Uint8Array, and the kmsg as an object;
+ *                bench/peers.ts portMesh)
  *
- * Both are timed on the worker that starts them (overriddenDuration, per message). This module is
+ * Ring tasks are timed on the worker that starts them (overriddenDuration, per message). This module is
  * also the worker body (it runs itself with `workerData.role`), and loads the channel from the
  * built package, dist/, like every bench.
  */
 import { MessageChannel, Worker, isMainThread, parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { compare, type BenchTask, type SuiteOptions } from './harness.js';
-import { atomicsPingPong, postMessageEcho } from './peers.js';
+import { atomicsPingPong, portMesh, postMessageEcho } from './peers.js';
 import { suiteResult, type SuiteResult } from './report.js';
 import type { WireKmsg } from '../dist/shared/kmsg-wire.js';
 
@@ -34,7 +35,7 @@ const SPINS: readonly { readonly label: string; readonly spin: number; readonly 
   { label: 'spin 20 µs fixed', spin: 20, adaptive: false },
 ];
 
-type Role = 'ring-pinger' | 'ring-ponger' | 'ring-producer' | 'ring-consumer' | 'post-producer' | 'post-consumer';
+type Role = 'ring-pinger' | 'ring-ponger' | 'ring-producer' | 'ring-consumer';
 
 interface NodeData {
   readonly role: Role;
@@ -46,10 +47,8 @@ interface NodeData {
   readonly outgoing: readonly (SharedArrayBuffer | null)[];
   readonly spin: number;
   readonly adaptive: boolean;
-  /** One-way: producer and consumer's direct port (acks, and the messages of the post-* roles). */
+  /** One-way: producer and consumer's direct port (the consumer's ack of the last message). */
   readonly peer?: MessagePort;
-  /** post-producer: what each message is. */
-  readonly payload?: 'bytes' | 'kmsg';
 }
 
 /** Host → worker: `count` round trips or messages, timed on the worker. */
@@ -132,37 +131,10 @@ async function node(data: NodeData, port: MessagePort): Promise<void> {
         await acked;
       };
       break;
-    case 'post-consumer':
-      data.peer!.on('message', (message: Uint8Array | WireKmsg) => {
-        const last = message instanceof Uint8Array ? message[0] === 1 : message.id === 1;
-        if (last) data.peer!.postMessage('ack');
-      });
-      break;
-    case 'post-producer': {
-      const peer = data.peer!;
-      peer.on('message', settle);
-      run = async (count) => {
-        const acked = answered();
-        for (let seq = 0; seq < count; seq++) {
-          const last = seq === count - 1;
-          if (data.payload === 'kmsg') {
-            peer.postMessage(kmsg(seq, last));
-          } else {
-            const bytes = new Uint8Array(BODY_BYTES);
-            bytes[0] = last ? 1 : 0;
-            peer.postMessage(bytes);
-          }
-        }
-        await acked;
-      };
-      break;
-    }
   }
-  if (data.role.startsWith('ring-')) {
-    serve(readers, doorbell, onRecord, { spin: data.spin, adaptive: data.adaptive }).catch((error: unknown) => {
-      setImmediate(() => { throw error; });
-    });
-  }
+  serve(readers, doorbell, onRecord, { spin: data.spin, adaptive: data.adaptive }).catch((error: unknown) => {
+    setImmediate(() => { throw error; });
+  });
   port.on('message', async (message: Batch) => {
     const started = performance.now();
     await run(message.count);
@@ -281,8 +253,8 @@ export async function run(options: SuiteOptions): Promise<SuiteResult> {
     baseline: `postMessage ${BODY_BYTES} B Uint8Array`,
     options,
     tasks: [
-      pair(`postMessage ${BODY_BYTES} B Uint8Array`, messages, ['post-producer', 'post-consumer'], { payload: 'bytes' }),
-      pair('postMessage kmsg object', messages, ['post-producer', 'post-consumer'], { payload: 'kmsg' }),
+      portMesh({ name: `postMessage ${BODY_BYTES} B Uint8Array`, shape: 'stream', messages, bytes: BODY_BYTES }),
+      portMesh({ name: 'postMessage kmsg object', shape: 'stream', messages, bytes: BODY_BYTES, object: true }),
       ...SPINS.slice(0, 2).map(({ label, ...spin }) => pair(`ring + doorbell, ${label}`, messages, ['ring-producer', 'ring-consumer'], spin)),
     ],
   });

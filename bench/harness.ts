@@ -45,6 +45,11 @@ export interface BenchTask {
   readonly stop?: () => Promise<void> | void;
   /** Bytes moved per call, when the task moves bytes (adds a bandwidth column). */
   readonly bytes?: number;
+  /**
+   * Why the task cannot run here (a package it needs is not installed), or undefined when it
+   * can. Asked before the run; such a task is reported 'skipped' with the reason, not failed.
+   */
+  readonly unavailable?: () => Promise<string | undefined>;
 }
 
 export interface ComparisonSpec {
@@ -71,11 +76,20 @@ export async function compare(spec: ComparisonSpec): Promise<ComparisonResult> {
   if (!spec.tasks.some((t) => t.name === spec.baseline)) {
     throw new Error(`comparison "${spec.title}": baseline "${spec.baseline}" is not one of its tasks`);
   }
-  const bench = new Bench({ name: spec.title, ...benchOptions(spec.options), ...spec.bench });
+  // Samples are kept for the first quartile (tinybench reports p50 and p75, not p25).
+  const bench = new Bench({ name: spec.title, retainSamples: true, ...benchOptions(spec.options), ...spec.bench });
   const stops: (() => Promise<void>)[] = [];
   const label = `${spec.suite} › ${spec.title}`;
-
+  const skipped = new Map<string, string>();
   for (const task of spec.tasks) {
+    const reason = await task.unavailable?.();
+    if (reason !== undefined) {
+      skipped.set(task.name, reason);
+      progress(`  ${label} › ${task.name} skipped: ${reason}`);
+    }
+  }
+
+  for (const task of spec.tasks.filter((t) => !skipped.has(t.name))) {
     let started = false;
     const stop = async (): Promise<void> => {
       if (!started) return;
@@ -122,12 +136,14 @@ export async function compare(spec: ComparisonSpec): Promise<ComparisonResult> {
       throw new AggregateError(failures, `${label}: ${failures.length} task(s) failed to stop`);
     }
   }
-  return collect(spec, bench.tasks);
+  return collect(spec, bench.tasks, skipped);
 }
 
-function collect(spec: ComparisonSpec, tasks: readonly Task[]): ComparisonResult {
+function collect(spec: ComparisonSpec, tasks: readonly Task[], skipped: ReadonlyMap<string, string>): ComparisonResult {
   const bytesOf = new Map(spec.tasks.map((t) => [t.name, t.bytes]));
-  const rows = tasks.map((task) => row(task, bytesOf.get(task.name)));
+  const ran = new Map(tasks.map((task) => [task.name, row(task, bytesOf.get(task.name))]));
+  // In the order the suite gave, skipped tasks in their place.
+  const rows = spec.tasks.map((t) => ran.get(t.name) ?? missing(t.name, 'skipped', skipped.get(t.name)));
   const base = rows.find((r) => r.name === spec.baseline);
   const baseMedian = base?.state === 'completed' && base.medianMs > 0 ? base.medianMs : undefined;
   return {
@@ -149,6 +165,7 @@ function row(task: Task, bytes: number | undefined): TaskRow {
       ...common,
       state: result.state,
       samples: l.samplesCount,
+      p25Ms: l.samples === undefined ? Number.NaN : quantile(l.samples, 0.25),
       medianMs: l.p50,
       p75Ms: l.p75,
       p99Ms: l.p99,
@@ -159,11 +176,18 @@ function row(task: Task, bytes: number | undefined): TaskRow {
       opsPerSec: l.p50 > 0 ? 1000 / l.p50 : Number.POSITIVE_INFINITY,
     };
   }
+  return missing(task.name, result.state, result.state === 'errored' ? result.error.message : undefined);
+}
+
+/** A row with no figures: a task that failed, was aborted, or was skipped. */
+function missing(name: string, state: string, error: string | undefined): TaskRow {
   return {
-    ...common,
-    state: result.state,
-    ...(result.state === 'errored' ? { error: result.error.message } : {}),
+    name,
+    ratio: null,
+    state,
+    ...(error !== undefined ? { error } : {}),
     samples: 0,
+    p25Ms: Number.NaN,
     medianMs: Number.NaN,
     p75Ms: Number.NaN,
     p99Ms: Number.NaN,
@@ -173,4 +197,13 @@ function row(task: Task, bytes: number | undefined): TaskRow {
     rme: Number.NaN,
     opsPerSec: Number.NaN,
   };
+}
+
+/** The q-quantile of ascending samples, interpolated between neighbours as tinybench's p75 is. */
+function quantile(sorted: readonly number[], q: number): number {
+  const at = (sorted.length - 1) * q;
+  const lo = Math.floor(at);
+  const below = sorted[lo] ?? Number.NaN;
+  const above = sorted[Math.min(lo + 1, sorted.length - 1)] ?? below;
+  return below + (above - below) * (at - lo);
 }

@@ -1,16 +1,21 @@
 /**
- * mach_msg between tasks, run by code in the tasks themselves (Task.execute): an RPC round trip
- * on the same node and across nodes, beside a raw postMessage round trip, a comlink call and the
- * SharedArrayBuffer + Atomics ping-pong floor; and one-way throughput of small messages beside
- * raw per-message postMessage.
+ * mach_msg between tasks, run by code in the tasks themselves (Task.execute), through the public
+ * API only:
+ * - an RPC round trip (send with a send-once reply right, receive the reply; the server already
+ *   waiting in its receive) on one node and across nodes, beside a raw postMessage round trip, a
+ *   comlink call and the SharedArrayBuffer + Atomics ping-pong, blocking and spin-then-wait;
+ * - one-way 32-byte messages, sender task and sink task, on one node and across nodes, at the
+ *   port's default queue limit (5) and at MACH_PORT_QLIMIT_MAX (16), beside one postMessage per
+ *   message between two workers.
+ * The targets are issue 10's (item 1).
  */
-import { Worker } from 'node:worker_threads';
 import {
   Kernel, MACH_MSG_TYPE_MAKE_SEND, MACH_PORT_LIMITS_INFO, MACH_PORT_QLIMIT_MAX, type Task,
 } from 'norma-rt';
 import { compare, type BenchTask, type SuiteOptions } from './harness.js';
-import { atomicsPingPong, comlinkEcho, postMessageEcho } from './peers.js';
+import { atomicsPingPong, comlinkEcho, portMesh, postMessageEcho } from './peers.js';
 import { suiteResult, type SuiteResult } from './report.js';
+import { evaluateTargets, type TargetSpec } from './targets.js';
 
 const FIXTURE = new URL('./fixtures/mach-msg-task.js', import.meta.url);
 const SERVICE = 0x7703;
@@ -62,12 +67,12 @@ function rpc(name: string, serverNode: number, rounds: number): BenchTask {
 }
 
 /** One-way throughput: a sender task and a sink task; time per message for `count` messages. */
-function oneWay(name: string, serverNode: number, count: number): BenchTask {
+function oneWay(name: string, serverNode: number, count: number, qlimit: number | undefined): BenchTask {
   let setup: Pair | undefined;
   return {
     name,
     async: true,
-    async start() { setup = await pair(serverNode, MACH_PORT_QLIMIT_MAX); },
+    async start() { setup = await pair(serverNode, qlimit); },
     async fn() {
       const started = performance.now();
       await Promise.all([
@@ -84,48 +89,40 @@ function oneWay(name: string, serverNode: number, count: number): BenchTask {
   };
 }
 
-/** Raw per-message postMessage to a worker that counts them: time per message for `count`. */
-function postMessageOneWay(count: number): BenchTask {
-  let worker: Worker | undefined;
-  return {
-    name: 'postMessage one-way',
-    async: true,
-    async start() {
-      worker = new Worker(`
-        const { parentPort } = require('node:worker_threads');
-        let seen = 0, want = 0;
-        parentPort.on('message', (m) => {
-          if (m.want !== undefined) { want = m.want; seen = 0; return; }
-          if (++seen === want) parentPort.postMessage('done');
-        });`, { eval: true });
-    },
-    async fn() {
-      const body = new Uint8Array(32);
-      const done = new Promise((resolve) => worker!.once('message', resolve));
-      const started = performance.now();
-      worker!.postMessage({ want: count });
-      for (let i = 0; i < count; i++) worker!.postMessage({ id: 2, body });
-      await done;
-      const elapsed = performance.now() - started;
-      return { overriddenDuration: elapsed / count, overriddenIterationCost: elapsed };
-    },
-    async stop() {
-      await worker?.terminate();
-      worker = undefined;
-    },
-  };
-}
+const ROUND_TRIP = 'round trip between tasks (request + reply on a send-once right)';
+const ONE_WAY = 'one-way throughput of 32-byte messages (time per message)';
+const POST = 'postMessage, worker to worker';
+const SPIN = 'Atomics ping-pong, spin then wait';
+/** The four one-way cases: [task name, server node, queue limit (undefined: the port's default)]. */
+const ONE_WAY_CASES: readonly [string, number, number | undefined][] = [
+  ['mach_msg one-way, same node, qlimit 16', 0, MACH_PORT_QLIMIT_MAX],
+  ['mach_msg one-way, cross node, qlimit 16', 1, MACH_PORT_QLIMIT_MAX],
+  ['mach_msg one-way, same node, default qlimit 5', 0, undefined],
+  ['mach_msg one-way, cross node, default qlimit 5', 1, undefined],
+];
+
+/** Issue 10, item 1: messages per second against postMessage's, and the RPC against the spin floor. */
+const TARGETS: readonly TargetSpec[] = [
+  { kind: 'faster', name: 'one-way 32 B, 2 nodes, qlimit 16 vs postMessage (msg/s)', comparison: ONE_WAY, task: ONE_WAY_CASES[1]![0], peer: POST, atLeast: 3 },
+  { kind: 'faster', name: 'one-way 32 B, 1 node, qlimit 16 vs postMessage (msg/s)', comparison: ONE_WAY, task: ONE_WAY_CASES[0]![0], peer: POST, atLeast: 4 },
+  { kind: 'faster', name: 'one-way 32 B, 2 nodes, default qlimit 5 vs postMessage (msg/s)', comparison: ONE_WAY, task: ONE_WAY_CASES[3]![0], peer: POST, atLeast: 2 },
+  { kind: 'faster', name: 'one-way 32 B, 1 node, default qlimit 5 vs postMessage (msg/s)', comparison: ONE_WAY, task: ONE_WAY_CASES[2]![0], peer: POST, atLeast: 2,
+    note: 'the issue states 2x for the default limit; applied to both' },
+  { kind: 'within', name: 'cross-node RPC, receiver waiting, vs spin-then-wait Atomics ping-pong', comparison: ROUND_TRIP, task: 'mach_msg RPC, cross node', peer: SPIN, atMost: 10 },
+  { kind: 'under', name: 'cross-node RPC, receiver waiting', comparison: ROUND_TRIP, task: 'mach_msg RPC, cross node', ms: 0.002 },
+];
 
 export async function run(options: SuiteOptions): Promise<SuiteResult> {
   const rounds = options.quick ? 200 : 2000;
   const count = options.quick ? 2000 : 20_000;
   const roundTrip = await compare({
     suite: 'mach-msg',
-    title: 'round trip between tasks (request + reply on a send-once right)',
+    title: ROUND_TRIP,
     baseline: 'Atomics ping-pong',
     options,
     tasks: [
       atomicsPingPong({ rounds }),
+      atomicsPingPong({ rounds, spin: 20_000, name: SPIN }),
       postMessageEcho(),
       comlinkEcho(),
       rpc('mach_msg RPC, same node', 0, rounds),
@@ -134,14 +131,14 @@ export async function run(options: SuiteOptions): Promise<SuiteResult> {
   });
   const throughput = await compare({
     suite: 'mach-msg',
-    title: 'one-way throughput of 32-byte messages (time per message)',
-    baseline: 'postMessage one-way',
+    title: ONE_WAY,
+    baseline: POST,
     options,
     tasks: [
-      postMessageOneWay(count),
-      oneWay('mach_msg one-way, same node', 0, count),
-      oneWay('mach_msg one-way, cross node', 1, count),
+      portMesh({ name: POST, shape: 'stream', messages: count, bytes: 32 }),
+      ...ONE_WAY_CASES.map(([name, node, qlimit]) => oneWay(name, node, count, qlimit)),
     ],
   });
-  return suiteResult('mach-msg', options, [roundTrip, throughput]);
+  const comparisons = [roundTrip, throughput];
+  return suiteResult('mach-msg', options, comparisons, evaluateTargets('mach-msg', comparisons, TARGETS));
 }

@@ -9,16 +9,22 @@
  *                          (the cache-line floor, when the other side is caught polling)
  *   comlinkEcho()          one comlink call round trip (the kernel's control plane)
  *   piscinaRun()           one piscina `run` of a trivial task, on a one-thread pool
+ *   portMesh(options)      messages posted between workers over MessagePorts, one postMessage
+ *                          each: a one-way stream from one worker to another, or a mesh where
+ *                          every worker posts to every other; time per message, all of them
+ *                          from the first post to the last receipt
  *   sabCopy(bytes)         Uint8Array.set of `bytes` into a freshly allocated SharedArrayBuffer
  *                          (what VM_INHERIT_COPY costs at the very least); `fresh: false`
  *                          copies into a target allocated at start, to show the page-fault share
  *
- * Worker bodies are bench/fixtures/*.ts, loaded as compiled JS beside this file.
+ * Worker bodies are bench/fixtures/*.ts, loaded as compiled JS beside this file. comlink and
+ * piscina are loaded when first needed: where one is not installed, its peers are skipped with a
+ * message instead of failing the suite.
  */
-import { Worker } from 'node:worker_threads';
-import * as Comlink from 'comlink/dist/esm/comlink.mjs';
-import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
-import { Piscina } from 'piscina';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import type * as ComlinkModule from 'comlink/dist/esm/comlink.mjs';
+import type * as NodeAdapterModule from 'comlink/dist/esm/node-adapter.mjs';
+import type * as PiscinaModule from 'piscina';
 import type { BenchTask } from './harness.js';
 import { formatBytes } from './report.js';
 import {
@@ -27,11 +33,42 @@ import {
   PONG_STOP,
   type AtomicsNodeData,
   type EchoApi,
+  type MeshDone,
+  type MeshNodeData,
+  type MeshRun,
   type PingBatch,
   type PingReply,
 } from './fixtures/protocol.js';
 
 const fixture = (name: string): URL => new URL(`./fixtures/${name}`, import.meta.url);
+
+/** A package imported on first use; `unavailable` says why it cannot be, for BenchTask. */
+export interface OptionalPackage<T> {
+  readonly load: () => Promise<T>;
+  readonly unavailable: () => Promise<string | undefined>;
+}
+
+export function optionalPackage<T>(name: string, specifier: string = name): OptionalPackage<T> {
+  let loaded: Promise<T | Error> | undefined;
+  const attempt = (): Promise<T | Error> =>
+    (loaded ??= (import(specifier) as Promise<T>).catch((error: unknown) =>
+      error instanceof Error ? error : new Error(String(error))));
+  return {
+    async load() {
+      const module = await attempt();
+      if (module instanceof Error) throw module;
+      return module;
+    },
+    async unavailable() {
+      const module = await attempt();
+      return module instanceof Error ? `needs the package ${name} (npm install ${name}): ${module.message.split('\n')[0]}` : undefined;
+    },
+  };
+}
+
+const comlink = optionalPackage<typeof ComlinkModule>('comlink', 'comlink/dist/esm/comlink.mjs');
+const comlinkNode = optionalPackage<typeof NodeAdapterModule>('comlink', 'comlink/dist/esm/node-adapter.mjs');
+export const piscina = optionalPackage<typeof PiscinaModule>('piscina');
 
 /** Resolves once the worker is running its module, rejects if it fails to get there. */
 function online(worker: Worker): Promise<void> {
@@ -171,14 +208,16 @@ export function atomicsPingPong(options: AtomicsPingPongOptions = {}): BenchTask
 /** comlink call round trip: `await remote.echo(n)` on a worker exposing EchoApi. */
 export function comlinkEcho(name = 'comlink call'): BenchTask {
   let worker: Worker | undefined;
-  let remote: Comlink.Remote<EchoApi> | undefined;
+  let remote: ComlinkModule.Remote<EchoApi> | undefined;
   let seq = 0;
   return {
     name,
     async: true,
+    unavailable: comlink.unavailable,
     async start() {
+      const [{ wrap }, { default: nodeEndpoint }] = await Promise.all([comlink.load(), comlinkNode.load()]);
       worker = new Worker(fixture('comlink-node.js'));
-      remote = Comlink.wrap<EchoApi>(nodeEndpoint(worker));
+      remote = wrap<EchoApi>(nodeEndpoint(worker));
       await online(worker);
       await remote.echo(-1);
     },
@@ -195,12 +234,14 @@ export function comlinkEcho(name = 'comlink call'): BenchTask {
 
 /** piscina `run` of a trivial task on a one-thread pool (no queueing, no pool growth). */
 export function piscinaRun(name = 'piscina run'): BenchTask {
-  let pool: Piscina<number, number> | undefined;
+  let pool: PiscinaModule.Piscina<number, number> | undefined;
   let seq = 0;
   return {
     name,
     async: true,
+    unavailable: piscina.unavailable,
     async start() {
+      const { Piscina } = await piscina.load();
       pool = new Piscina<number, number>({
         filename: fixture('piscina-task.js').href,
         minThreads: 1,
@@ -214,6 +255,73 @@ export function piscinaRun(name = 'piscina run'): BenchTask {
     async stop() {
       await pool?.destroy();
       pool = undefined;
+    },
+  };
+}
+
+export interface PortMeshOptions {
+  readonly name: string;
+  /** 'stream': worker 0 posts every message to worker 1; 'mesh': every worker to every other. */
+  readonly shape: 'stream' | 'mesh';
+  /** Workers (a stream has 2). */
+  readonly workers?: number;
+  /** Messages per sample, all workers together (a mesh rounds it to a whole number per pair). */
+  readonly messages: number;
+  /** Body bytes: each message is a fresh Uint8Array of this size, or a kmsg-shaped object holding one. */
+  readonly bytes: number;
+  readonly object?: boolean;
+}
+
+/**
+ * Messages over MessagePorts between workers, one postMessage each (no batching, no back-pressure:
+ * what a user writes by hand). A sample is `messages` messages; its time runs from the first
+ * worker's first post to the last worker's last receipt on the shared epoch clock, per message.
+ */
+export function portMesh(options: PortMeshOptions): BenchTask {
+  const size = options.shape === 'stream' ? 2 : (options.workers ?? 2);
+  const perPair = options.shape === 'stream' ? options.messages : Math.max(1, Math.round(options.messages / (size * (size - 1))));
+  const sends = Array.from({ length: size }, (_, from) => Array.from({ length: size }, (_, to) =>
+    options.shape === 'stream' ? (from === 0 && to === 1 ? perPair : 0) : (from === to ? 0 : perPair)));
+  const expects = sends[0]!.map((_, to) => sends.reduce((sum, row) => sum + row[to]!, 0));
+  const total = expects.reduce((a, b) => a + b, 0);
+  let workers: Worker[] = [];
+  let links: InFlight<MeshDone>[] = [];
+
+  const batch = async (): Promise<{ perMessageMs: number; wallMs: number }> => {
+    const t0 = performance.now();
+    const done = await Promise.all(workers.map((worker, i) =>
+      links[i]!.call(worker, { op: 'run', sends: sends[i]!, expect: expects[i]! } satisfies MeshRun)));
+    const span = Math.max(...done.map((d) => d.end)) - Math.min(...done.map((d) => d.start));
+    return { perMessageMs: span / total, wallMs: performance.now() - t0 };
+  };
+  return {
+    name: options.name,
+    async: true,
+    async start() {
+      const ports: (MessagePort | null)[][] = Array.from({ length: size }, () => Array<MessagePort | null>(size).fill(null));
+      for (let a = 0; a < size; a++) {
+        for (let b = a + 1; b < size; b++) {
+          const { port1, port2 } = new MessageChannel();
+          ports[a]![b] = port1;
+          ports[b]![a] = port2;
+        }
+      }
+      workers = ports.map((peers) => {
+        const data: MeshNodeData = { peers, bytes: options.bytes, object: options.object ?? false };
+        return new Worker(fixture('port-mesh-node.js'), { workerData: data, transferList: peers.filter((p) => p !== null) });
+      });
+      links = workers.map((worker) => new InFlight<MeshDone>(worker));
+      await Promise.all(workers.map(online));
+      await batch();
+    },
+    async fn() {
+      const { perMessageMs, wallMs } = await batch();
+      return { overriddenDuration: perMessageMs, overriddenIterationCost: wallMs };
+    },
+    async stop() {
+      await Promise.all(workers.map((worker) => worker.terminate()));
+      workers = [];
+      links = [];
     },
   };
 }

@@ -1,17 +1,14 @@
 /**
  * Bench output: the result records every suite returns, and what is made of them — a console
- * table, bench/out/<suite>.json, bench/out/<suite>.svg, and the markdown for bench/RESULTS.md.
+ * table and the markdown for bench/RESULTS.md (chart.ts draws the SVG, run.ts writes the files).
  * Nothing here runs a benchmark; harness.ts turns tinybench tasks into these records.
  *
  * Times are milliseconds in the records (tinybench's unit) and formatted to ns/µs/ms/s on output.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 
-/** Where JSON and SVG land: bench/out/ at the repository root (we run from dist-bench/bench/). */
+/** Where JSON and SVG land by default: bench/out/ at the repository root (we run from dist/bench/). */
 export const OUT_DIR = new URL('../../bench/out/', import.meta.url);
-/** The committed figures file `--markdown` writes by default. */
-export const RESULTS_MD = new URL('../../bench/RESULTS.md', import.meta.url);
 
 export interface MachineInfo {
   /** os.availableParallelism(): what the scheduler will give us, not the socket count. */
@@ -27,10 +24,15 @@ export interface MachineInfo {
 /** One tinybench task, reduced to the figures we report. */
 export interface TaskRow {
   readonly name: string;
-  /** tinybench's TaskResult state; only 'completed' rows carry meaningful figures. */
+  /**
+   * tinybench's TaskResult state; only 'completed' rows carry meaningful figures. 'skipped': the
+   * task needs a package that is not installed (`error` names it); not a failure.
+   */
   readonly state: string;
   readonly error?: string;
   readonly samples: number;
+  /** First quartile; absent in JSON written before it was recorded. */
+  readonly p25Ms?: number;
   readonly medianMs: number;
   readonly p75Ms: number;
   readonly p99Ms: number;
@@ -59,6 +61,23 @@ export interface SuiteResult {
   readonly quick: boolean;
   readonly machine: MachineInfo;
   readonly comparisons: readonly ComparisonResult[];
+  /** The ratios an issue asks for, from this suite's own comparisons (targets.ts). */
+  readonly targets?: readonly Target[];
+}
+
+/** One target: a ratio or a figure an issue names, this run's value, and whether it is met. */
+export interface Target {
+  readonly suite: string;
+  /** What is measured, in words. */
+  readonly name: string;
+  /** The goal as text ('≥ 3×', '≤ 10×', '< 2 µs'); '—' when there is only a figure to report. */
+  readonly goal: string;
+  /** This run's value: a ratio (unit '×'), a time in ms, a rate, or a plain number; null: not measured. */
+  readonly value: number | null;
+  readonly unit: '×' | 'ms' | 'msg/s' | '';
+  /** null: no goal, or not measured. */
+  readonly met: boolean | null;
+  readonly note?: string;
 }
 
 export function machineInfo(): MachineInfo {
@@ -77,8 +96,9 @@ export function suiteResult(
   suite: string,
   options: { readonly quick: boolean },
   comparisons: readonly ComparisonResult[],
+  targets?: readonly Target[],
 ): SuiteResult {
-  return { suite, quick: options.quick, machine: machineInfo(), comparisons };
+  return { suite, quick: options.quick, machine: machineInfo(), comparisons, ...(targets ? { targets } : {}) };
 }
 
 /** Progress goes to stderr so stdout stays the report. */
@@ -150,24 +170,15 @@ export function previousMedian(
   return row?.state === 'completed' ? row.medianMs : undefined;
 }
 
-/** A suite's JSON from an earlier run, or undefined when there is none. */
-export function readSuiteJson(path: URL | string): SuiteResult | undefined {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as SuiteResult;
-  } catch {
-    return undefined;
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Console table
 
-interface Column {
+export interface Column {
   readonly head: string;
   readonly align: 'left' | 'right';
 }
 
-function renderGrid(columns: readonly Column[], rows: readonly (readonly string[])[]): string {
+export function renderGrid(columns: readonly Column[], rows: readonly (readonly string[])[]): string {
   const widths = columns.map((c, i) =>
     Math.max(c.head.length, ...rows.map((r) => (r[i] ?? '').length)),
   );
@@ -236,12 +247,21 @@ export function renderTable(result: SuiteResult, previous?: SuiteResult): string
 // ---------------------------------------------------------------------------------------------
 // Markdown for bench/RESULTS.md
 
-function mdEscape(cell: string): string {
-  return cell.replace(/\|/g, '\\|');
+/** A markdown table of the same columns and cells as renderGrid. */
+export function markdownGrid(columns: readonly Column[], rows: readonly (readonly string[])[]): string[] {
+  const escape = (cell: string): string => cell.replace(/\|/g, '\\|');
+  return [
+    `| ${columns.map((c) => escape(c.head)).join(' | ')} |`,
+    `| ${columns.map((c) => (c.align === 'left' ? ':--' : '--:')).join(' | ')} |`,
+    ...rows.map((r) => `| ${r.map(escape).join(' | ')} |`),
+  ];
 }
 
-/** One markdown document for several suites, headed by the machine they ran on. */
-export function renderMarkdown(results: readonly SuiteResult[]): string {
+/**
+ * One markdown document for several suites, headed by the machine they ran on; `after` adds
+ * lines after a suite's tables (its targets).
+ */
+export function renderMarkdown(results: readonly SuiteResult[], after?: (result: SuiteResult) => string[]): string {
   const m = results[0]?.machine ?? machineInfo();
   const out: string[] = [
     '# Benchmark results',
@@ -256,183 +276,9 @@ export function renderMarkdown(results: readonly SuiteResult[]): string {
     out.push('', `## ${result.suite}`);
     for (const comparison of result.comparisons) {
       const { columns, rows } = tableOf(comparison, undefined);
-      out.push(
-        '',
-        `### ${comparison.title}`,
-        '',
-        `| ${columns.map((c) => mdEscape(c.head)).join(' | ')} |`,
-        `| ${columns.map((c) => (c.align === 'left' ? ':--' : '--:')).join(' | ')} |`,
-        ...rows.map((r) => `| ${r.map(mdEscape).join(' | ')} |`),
-      );
+      out.push('', `### ${comparison.title}`, '', ...markdownGrid(columns, rows));
     }
+    out.push(...(after?.(result) ?? []));
   }
   return `${out.join('\n')}\n`;
-}
-
-// ---------------------------------------------------------------------------------------------
-// SVG bar chart
-
-export type Scale = 'auto' | 'linear' | 'log';
-
-const CHART = {
-  width: 960,
-  labelWidth: 300,
-  valueWidth: 170,
-  barHeight: 18,
-  barGap: 6,
-  headerHeight: 28,
-  top: 40,
-  axisHeight: 40,
-  font: 'ui-sans-serif, system-ui, sans-serif',
-} as const;
-
-function xmlEscape(text: string): string {
-  return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] ?? c);
-}
-
-/** Log scale when the medians span more than two orders of magnitude, unless told. */
-export function chooseScale(result: SuiteResult, scale: Scale): 'linear' | 'log' {
-  if (scale !== 'auto') return scale;
-  const medians = completedRows(result).map((t) => t.medianMs).filter((v) => v > 0);
-  if (medians.length === 0) return 'linear';
-  return Math.max(...medians) / Math.min(...medians) > 100 ? 'log' : 'linear';
-}
-
-function completedRows(result: SuiteResult): TaskRow[] {
-  return result.comparisons.flatMap((c) => c.tasks.filter((t) => t.state === 'completed'));
-}
-
-/** 1, 2, 5 × 10^k at or above `value`. */
-function niceCeil(value: number): number {
-  const decade = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 2, 5, 10]) if (step * decade >= value) return step * decade;
-  return 10 * decade;
-}
-
-/**
- * Horizontal bars, one per task, grouped by comparison, on one time axis for the whole suite.
- * Bar = median; the thin line beyond it reaches p75. The baseline of each group is grey.
- */
-export function renderSvg(result: SuiteResult, scale: Scale = 'auto'): string {
-  const mode = chooseScale(result, scale);
-  const rows = completedRows(result);
-  const values = rows.flatMap((t) => [t.medianMs, t.p75Ms]).filter((v) => v > 0);
-  const plotLeft = CHART.labelWidth;
-  const plotWidth = CHART.width - CHART.labelWidth - CHART.valueWidth;
-
-  let lo: number;
-  let hi: number;
-  if (values.length === 0) {
-    lo = mode === 'log' ? 1e-3 : 0;
-    hi = 1;
-  } else if (mode === 'log') {
-    lo = 10 ** Math.floor(Math.log10(Math.min(...values)));
-    hi = 10 ** Math.ceil(Math.log10(Math.max(...values)));
-    if (hi <= lo) hi = lo * 10;
-  } else {
-    lo = 0;
-    hi = niceCeil(Math.max(...values));
-  }
-  const x = (ms: number): number => {
-    const clamped = Math.min(Math.max(ms, mode === 'log' ? lo : 0), hi);
-    const f =
-      mode === 'log'
-        ? (Math.log10(clamped) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))
-        : (clamped - lo) / (hi - lo);
-    return plotLeft + f * plotWidth;
-  };
-  const ticks: number[] = [];
-  if (mode === 'log') {
-    for (let v = lo; v <= hi * 1.0001; v *= 10) ticks.push(v);
-  } else {
-    for (let i = 0; i <= 5; i++) ticks.push(lo + ((hi - lo) * i) / 5);
-  }
-
-  const body: string[] = [];
-  let y = CHART.top;
-  for (const comparison of result.comparisons) {
-    body.push(
-      `<text x="8" y="${y + 18}" font-weight="600">${xmlEscape(comparison.title)}` +
-        `<tspan fill="#666" font-weight="400" dx="8">(ratios × ${xmlEscape(comparison.baseline)})</tspan></text>`,
-    );
-    y += CHART.headerHeight;
-    for (const t of comparison.tasks) {
-      const mid = y + CHART.barHeight / 2 + 4;
-      body.push(
-        `<text x="${plotLeft - 8}" y="${mid}" text-anchor="end">${xmlEscape(t.name)}</text>`,
-      );
-      if (t.state === 'completed' && t.medianMs > 0) {
-        const x0 = x(mode === 'log' ? lo : 0);
-        const xm = x(t.medianMs);
-        const xp = x(t.p75Ms);
-        const fill = t.name === comparison.baseline ? '#9aa0a6' : '#3b78e7';
-        const label =
-          `${formatTime(t.medianMs)}  ${formatRatio(t.ratio)}` +
-          (t.bytes !== undefined ? `  ${formatBandwidth(t.bytes, t.medianMs)}` : '');
-        body.push(
-          `<rect x="${x0.toFixed(1)}" y="${y}" width="${Math.max(1, xm - x0).toFixed(1)}" ` +
-            `height="${CHART.barHeight}" fill="${fill}"><title>${xmlEscape(
-              `${t.name}: median ${formatTime(t.medianMs)}, p75 ${formatTime(t.p75Ms)}, ` +
-                `${t.samples} samples`,
-            )}</title></rect>`,
-          `<line x1="${xm.toFixed(1)}" x2="${xp.toFixed(1)}" y1="${y + CHART.barHeight / 2}" ` +
-            `y2="${y + CHART.barHeight / 2}" stroke="#222" stroke-width="1.5"/>`,
-          `<text x="${(Math.max(xm, xp) + 6).toFixed(1)}" y="${mid}" fill="#333">${xmlEscape(label)}</text>`,
-        );
-      } else {
-        body.push(
-          `<text x="${plotLeft + 4}" y="${mid}" fill="#c5221f">${xmlEscape(
-            t.state === 'completed' ? 'no time' : `${t.state}${t.error ? `: ${t.error}` : ''}`,
-          )}</text>`,
-        );
-      }
-      y += CHART.barHeight + CHART.barGap;
-    }
-    y += CHART.barGap;
-  }
-
-  const axisY = y + 4;
-  const grid = ticks.map((v) => {
-    const tx = x(v).toFixed(1);
-    return (
-      `<line x1="${tx}" x2="${tx}" y1="${CHART.top}" y2="${axisY}" stroke="#e0e0e0"/>` +
-      `<text x="${tx}" y="${axisY + 16}" text-anchor="middle" fill="#555">${formatTime(v).replace(/\.0+ /, ' ')}</text>`
-    );
-  });
-  const height = axisY + CHART.axisHeight;
-  const m = result.machine;
-  const caption =
-    `${result.suite}: median (bar) and p75 (line), ${mode} scale · ${m.cpu} · ` +
-    `${m.parallelism} threads · Node ${m.node} · ${m.date.slice(0, 10)}${result.quick ? ' · quick' : ''}`;
-  return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${CHART.width}" height="${height}" ` +
-      `viewBox="0 0 ${CHART.width} ${height}" font-family="${CHART.font}" font-size="12">`,
-    `<rect width="100%" height="100%" fill="#fff"/>`,
-    `<text x="8" y="20" font-size="14" font-weight="600">${xmlEscape(caption)}</text>`,
-    ...grid,
-    `<line x1="${plotLeft}" x2="${plotLeft + plotWidth}" y1="${axisY}" y2="${axisY}" stroke="#555"/>`,
-    ...body,
-    '</svg>',
-    '',
-  ].join('\n');
-}
-
-// ---------------------------------------------------------------------------------------------
-// Writing it all out
-
-export interface ReportOptions {
-  readonly scale?: Scale;
-  /** An earlier run of the same suite, for the "vs previous" column. */
-  readonly previous?: SuiteResult | undefined;
-}
-
-/** Print the table on stdout and write bench/out/<suite>.json and .svg; returns their paths. */
-export function report(result: SuiteResult, options: ReportOptions = {}): { json: URL; svg: URL } {
-  process.stdout.write(renderTable(result, options.previous));
-  mkdirSync(OUT_DIR, { recursive: true });
-  const json = new URL(`${result.suite}.json`, OUT_DIR);
-  const svg = new URL(`${result.suite}.svg`, OUT_DIR);
-  writeFileSync(json, `${JSON.stringify(result, null, 2)}\n`);
-  writeFileSync(svg, renderSvg(result, options.scale ?? 'auto'));
-  return { json, svg };
 }

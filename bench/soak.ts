@@ -3,7 +3,7 @@
  * held for minutes, sampled every few seconds.
  *
  *   npm run soak -- [--minutes N] [--quick] [--interval S] [--senders N]
- *   node --expose-gc dist-bench/bench/soak.js ...      (after building bench/)
+ *   node --expose-gc dist/bench/soak.js ...            (after npm run build:bench)
  *
  *   --minutes N    how long the load runs (default 3.5)
  *   --quick        one minute, a line every 5 s: a smoke test

@@ -14,9 +14,9 @@
 import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { Kernel, type Task } from 'norma-rt';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import { compare, type BenchTask, type SuiteOptions } from './harness.js';
-import { piscinaRun } from './peers.js';
+import { piscina, piscinaRun } from './peers.js';
 import { suiteResult, type SuiteResult } from './report.js';
 import type { LifeBand, LifeModule, PortRingData } from './fixtures/threads-protocol.js';
 
@@ -110,7 +110,9 @@ function lifeOnPiscina(life: LifeModule, size: LifeSize, parties: number, expect
   return {
     name: `piscina, ${parties} worker${parties > 1 ? 's' : ''}`,
     async: true,
+    unavailable: piscina.unavailable,
     async start() {
+      const { Piscina } = await piscina.load();
       pool = new Piscina<LifeBand, number>({
         filename: new URL('./fixtures/life-piscina.js', import.meta.url).href, minThreads: parties, maxThreads: parties,
       });

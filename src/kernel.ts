@@ -8,10 +8,11 @@ import { MapHoldings, REF_TABLE_BYTES } from './actors/vm/memory-object.js';
 import { PortTable } from './actors/ipc/port-table.js';
 import { createMach, type Mach, type TaskKernel } from './mach.js';
 import {
-  DEFAULT_PAGE_SIZE, KERN_INVALID_ARGUMENT, KERN_SUCCESS,
+  DEFAULT_PAGE_SIZE, KERN_INVALID_ARGUMENT, KERN_NODE_DOWN, KERN_SUCCESS,
 } from './shared/constants.js';
 import { KernError } from './shared/errors.js';
 import type { ForkMode, NodeApi, PagerInfo, Reply, TaskLedgers } from './shared/protocol.js';
+import type { NodeStatistics } from './shared/statistics.js';
 import { MAX_NODES, taskIdNode, type NodeId, type SecurityToken, type MemoryObjectName } from './shared/types.js';
 import { Task } from './task.js';
 import { Thread } from './thread.js';
@@ -36,9 +37,18 @@ export interface BootOptions {
 
 const BOOTSTRAP_TOKEN: SecurityToken = [0, 0];
 
+/** The host calls kernel.mach adds to the task and thread calls. */
+export interface HostMach {
+  /**
+   * host_statistics for node `node` (norma's flavor: one node's tasks, threads, ports, regions
+   * and memory, NodeStatistics). KERN_INVALID_ARGUMENT for no such node; KERN_NODE_DOWN.
+   */
+  host_statistics(node: number): Promise<{ kr: number; statistics?: NodeStatistics }>;
+}
+
 export class Kernel implements TaskKernel<Task, Thread> {
   readonly pageSize: number;
-  readonly mach: Mach<Task, Thread>;
+  readonly mach: Mach<Task, Thread> & HostMach;
   readonly #hosts: NodeHost[];
   readonly #rootLedgers: readonly [Ledger, Ledger];
   #bootstrapTask: Task | undefined;
@@ -50,7 +60,13 @@ export class Kernel implements TaskKernel<Task, Thread> {
     this.#hosts = hosts;
     this.pageSize = pageSize;
     this.#rootLedgers = [Ledger.create(0, Infinity), Ledger.create(1, memoryLimit)];
-    this.mach = createMach(this);
+    this.mach = Object.assign(createMach(this), {
+      host_statistics: async (node: number) => {
+        if (!Number.isInteger(node) || node < 0 || node >= this.nodes) return { kr: KERN_INVALID_ARGUMENT };
+        const reply = await this.request(node as NodeId, 'hostStatistics');
+        return 'tasks' in reply ? { kr: KERN_SUCCESS, statistics: reply } : { kr: (reply as { kr: number }).kr };
+      },
+    });
   }
 
   /**
@@ -116,6 +132,17 @@ export class Kernel implements TaskKernel<Task, Thread> {
     return Promise.all(this.#hosts.map(async (host) => {
       const info = await this.request(host.node, 'pagerInfo');
       return 'objects' in info ? info : { node: host.node, objects: 0, bytes: 0, down: true };
+    }));
+  }
+
+  /** host_statistics of every node (NodeStatistics); a node that is down answers `down: true` and zeros. */
+  async statistics(): Promise<NodeStatistics[]> {
+    return Promise.all(this.#hosts.map(async (host) => {
+      const { kr, statistics } = await this.mach.host_statistics(host.node);
+      return statistics ?? {
+        node: host.node, tasks: 0, threads: 0, ports: 0, portSets: 0, kernelPorts: 0, regions: 0, memoryObjects: 0, bytes: 0,
+        down: kr === KERN_NODE_DOWN,
+      };
     }));
   }
 

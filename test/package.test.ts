@@ -58,6 +58,18 @@ describe('the packed package in a fresh project', () => {
     expect(stdout.trim()).toBe('Uint8Array(4) [ 1, 2, 3, 4 ]');
   }, 90_000);
 
+  it('runs `norma bench` from the installed package: the suites ship in dist/bench, their peers as dependencies', async () => {
+    const entry = join(project, 'node_modules', 'norma-rt', 'dist', 'cli', 'bench.js');
+    const out = join(project, 'bench-out');
+    const { stdout } = await run(process.execPath, [entry, 'peers', '--quick', '--json', '--out', out],
+      { cwd: project, timeout: 120_000, maxBuffer: 16 * 2 ** 20 });
+    const doc = JSON.parse(stdout) as { skipped: unknown[]; failed: unknown[]; suites: { comparisons: { tasks: { state: string }[] }[] }[] };
+    expect(doc.skipped).toEqual([]);
+    expect(doc.failed).toEqual([]);
+    expect(doc.suites[0]!.comparisons.flatMap((c) => c.tasks.map((t) => t.state)).every((state) => state === 'completed')).toBe(true);
+    expect((await readdir(out)).sort()).toEqual(['peers.json', 'peers.svg']);
+  }, 150_000);
+
   it('type-checks a user program against the published declarations without @types/node', async () => {
     await writeFile(join(project, 'main.ts'), [
       "import { Kernel, KernError, KERN_SUCCESS, VM_INHERIT_SHARE, type TaskContext } from 'norma-rt';",

@@ -1,7 +1,10 @@
 /**
  * `norma demo`: the four task-creation calls, parent and child maps printed side by side.
  */
+import { parseArgs } from 'node:util';
 import { Kernel } from '../kernel.js';
+import { MAX_NODES } from '../shared/types.js';
+import { integerOption, parseCommand } from './args.js';
 import { inheritanceName, type Task } from '../task.js';
 import { VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE } from '../shared/constants.js';
 import type { RegionInfo } from '../shared/protocol.js';
@@ -62,4 +65,31 @@ export async function demo(nodes: number): Promise<void> {
   } finally {
     await kernel.shutdown();
   }
+}
+
+export const DEMO_USAGE = `usage: norma demo [--nodes N]
+
+Creates a parent task with one region of each inheritance (share, copy, none) and prints its map
+beside its child's for each of the four creation calls: task_create (same node),
+norma_task_create and norma_task_clone (on node 1), norma_task_teleport (the parent is gone).
+
+options:
+  --nodes N    nodes to boot, 1 to ${MAX_NODES} (default 2; the child goes to node 1 when there is one)
+  -h, --help   this text`;
+
+/** `norma demo [options]`: returns the exit status. */
+export async function demoCommand(args: readonly string[]): Promise<number> {
+  const { values, positionals } = parseCommand(() => parseArgs({
+    args: [...args], allowPositionals: true, options: { nodes: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  }));
+  if (values.help) {
+    console.log(DEMO_USAGE);
+    return 0;
+  }
+  if (positionals.length > 0) {
+    console.error(`norma demo: unexpected argument '${positionals[0]}'\n\n${DEMO_USAGE}`);
+    return 2;
+  }
+  await demo(integerOption(values.nodes, 'nodes', 2, 1, MAX_NODES));
+  return 0;
 }

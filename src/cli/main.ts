@@ -1,55 +1,42 @@
 #!/usr/bin/env node
 /**
- * The `norma` command: parses the command line and runs one command (demo.ts, stress.ts).
+ * The `norma` command: picks the command and hands it the rest of the line (demo.ts,
+ * stress.ts, bench.ts); each parses its own options and answers its own --help.
  */
-import { parseArgs } from 'node:util';
-import { availableParallelism } from 'node:os';
-import { demo } from './demo.js';
-import { stress } from './stress.js';
+import { demoCommand } from './demo.js';
+import { benchCommand } from './bench.js';
+import { stressCommand } from './stress.js';
+import { UsageError } from './args.js';
 
 const USAGE = `usage: norma <command> [options]
 
 commands:
   demo     the four task-creation calls, parent and child maps side by side
-  stress   clones on every node bump one shared Atomics counter; checks the exact total
+  stress   scenarios run by threads on every node, invariants checked, a seed to replay (norma stress --help)
+  bench    the bench suites: peers side by side, ratios, charts (norma bench --help)
 
-options:
-  --nodes N        nodes to boot (default: demo 2, stress os.availableParallelism())
-  --iterations N   stress: increments per task (default 1000000)
-  --tasks N        stress: tasks per node (default 1)
-  -h, --help       this text`;
+norma <command> --help describes a command.
+npm start runs norma stress all: every scenario on all cores, a few seconds each.`;
 
-async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      nodes: { type: 'string' },
-      iterations: { type: 'string' },
-      tasks: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  const command = positionals[0];
-  if (values.help || command === undefined) {
+async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
     console.log(USAGE);
-    return command === undefined && !values.help ? 2 : 0;
+    return command === undefined ? 2 : 0;
   }
-  const count = (value: string | undefined, fallback: number, name: string) => {
-    const parsed = value === undefined ? fallback : Number(value);
-    if (!Number.isSafeInteger(parsed) || parsed < 1) throw new RangeError(`--${name} must be a positive integer`);
-    return parsed;
-  };
-  switch (command) {
-    case 'demo':
-      await demo(count(values.nodes, 2, 'nodes'));
-      return 0;
-    case 'stress':
-      return stress(count(values.nodes, availableParallelism(), 'nodes'),
-        count(values.tasks, 1, 'tasks'), count(values.iterations, 1_000_000, 'iterations'));
-    default:
-      console.error(`norma: unknown command '${command}'\n\n${USAGE}`);
-      return 2;
+  try {
+    switch (command) {
+      case 'demo': return await demoCommand(rest);
+      case 'stress': return await stressCommand(rest);
+      case 'bench': return await benchCommand(rest);
+      default:
+        console.error(`norma: unknown command '${command}'\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`norma ${command}: ${error.message}\n(norma ${command} --help lists the options)`);
+    return 2;
   }
 }
 
@@ -60,6 +47,6 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
 });
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (error: unknown) => {
-  console.error(`norma: ${error instanceof Error ? error.message : String(error)}`);
+  console.error(`norma: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
   process.exitCode = 1;
 });

@@ -11,6 +11,7 @@
 import type { MemoryObjectName, MemoryObjectRef, NodeId, PortId, SecurityToken, TaskId } from './types.js';
 import type { KMsg, MachMsgReceived, MachMsgSend, RightInTransit } from './message.js';
 import type { ThreadBasicInfo, ThreadId, ThreadStateJs } from './thread-types.js';
+import type { NodeStatistics } from './statistics.js';
 
 /**
  * A node's end of its direct channel to another node: a worker_threads MessagePort, named by
@@ -346,6 +347,8 @@ export interface NodeApi {
   /** Drops the references a task image holds (its child will never be built). */
   imageRelease(image: TaskImage): ReleasingReply;
   pagerInfo(): PagerInfo;
+  /** host_statistics: this node's tasks, threads, ports, regions and memory (NodeStatistics). */
+  hostStatistics(): NodeStatistics;
 
   /** Thread routines (kern/thread-routines.ts); a thread's node is its task's. */
   threadCreate(task: TaskId, flavor: number | null, state: ThreadStateJs | null): ThreadReply | Promise<ThreadReply>;

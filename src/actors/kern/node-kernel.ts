@@ -23,6 +23,8 @@ import type { ThreadCallsOfTask } from './syscall.js';
 import { onTaskPort } from './task-port.js';
 import { serveKobject } from './kobject.js';
 import { forkOnTaskPort, type ForkCallsNode } from './fork-calls.js';
+import { hostStatistics } from './host-statistics.js';
+import type { NodeStatistics } from '../../shared/statistics.js';
 
 const FORK_MODES: readonly ForkMode[] = ['create', 'clone', 'teleport'];
 
@@ -249,6 +251,14 @@ export class NodeKernel extends ThreadRoutines implements NodeApi {
     let waiters = this.#exitWaiters.get(id);
     if (waiters === undefined) this.#exitWaiters.set(id, waiters = []);
     return new Promise((resolve) => waiters.push(resolve));
+  }
+
+  /** host_statistics: what this node holds now (host-statistics.ts). */
+  hostStatistics(): NodeStatistics {
+    return hostStatistics({
+      node: this.id, nodes: this.nodes, tasks: [...this.#tasks.values(), ...this.#teleporting.values()],
+      liveThreads: (task) => this.liveThreads(task), table: this.nodeIpc.table, pager: this.cache.pager, ipc: this.nodeIpc,
+    });
   }
 
   taskSuspend(id: TaskId): KrReply { return { kr: this.taskOf(id)?.suspend() ?? KERN_INVALID_ARGUMENT }; }
