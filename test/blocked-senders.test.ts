@@ -70,6 +70,20 @@ describe('blocked senders, one node', () => {
     expect(ipc.blocked.size).toBe(0);
   });
 
+  it('a freed place is handed to the first blocked sender: a sender coming later cannot take it first', async () => {
+    const { ipc, port, send, receiveId } = setup(1);
+    expect(await send(0)).toBe(MACH_MSG_SUCCESS);
+    const blocked = send(1);
+    await settle();
+    expect(await receiveId()).toBe(0);
+    // The place is sender 1's before it has run again: the queue still counts it taken.
+    expect(ipc.table.msgcount(port)).toBe(1);
+    expect(await send(2, 0)).toBe(MACH_SEND_TIMED_OUT);
+    expect(await blocked).toBe(MACH_MSG_SUCCESS);
+    expect(await receiveId()).toBe(1);
+    expect(ipc.table.msgcount(port)).toBe(0);
+  });
+
   it('a sender whose deadline passes leaves the line; the next place goes to the one behind it', async () => {
     const { clock, ipc, port, send, receiveId } = setup(1);
     expect(await send(0)).toBe(MACH_MSG_SUCCESS);

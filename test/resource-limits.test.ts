@@ -76,29 +76,38 @@ describe('the port table', () => {
     expect(one.killNode(node1)).toEqual([]);
   });
 
-  it('a freed place wakes one waiting node, nodes in turn; none waiting costs no wake', () => {
+  it('a freed place is handed to one waiting node, nodes in turn; none waiting costs no wake', () => {
     const sab = PortTable.create(3);
     const rung: NodeId[] = [];
     const [zero, one, two] = [0, 1, 2].map((node) => new PortTable(sab, node as NodeId, (to) => rung.push(to)));
     const port = zero!.allocate(PortKind.PORT)!;
+    const slot = portSlot(port);
     zero!.setQlimit(port, 1);
     expect(zero!.reserve(port)).toBe('reserved');
     expect(zero!.unreserve(port)).toBeUndefined();
-    expect(rung).toEqual([]);
+    expect([rung, zero!.msgcount(port)]).toEqual([[], 0]);
     expect(zero!.reserve(port)).toBe('reserved');
-    one!.setBlocked(portSlot(port), true);
-    two!.setBlocked(portSlot(port), true);
+    one!.setBlocked(slot, true);
+    two!.setBlocked(slot, true);
+    // The place stays taken: it is node 1's now, and a sender coming later finds the queue full.
     expect(zero!.unreserve(port)).toBeUndefined();
-    expect(zero!.reserve(port)).toBe('reserved');
+    expect([rung, zero!.msgcount(port), zero!.reserve(port)]).toEqual([[1], 1, 'full']);
+    expect(one!.takeHanded(slot)).toBe(1);
     expect(zero!.unreserve(port)).toBeUndefined();
     expect(rung).toEqual([1, 2]);
-    // A dead node's flags go, and the nodes still waiting look again.
+    // A dead node's flags go, the places handed to it come back, and the nodes still waiting look again.
     rung.length = 0;
-    zero!.dropBlocked(node1);
+    expect(zero!.dropBlocked(node1 as NodeId)).toEqual([]);
     expect(rung).toEqual([2]);
-    expect(zero!.reserve(port)).toBe('reserved');
+    expect(zero!.dropBlocked(2 as NodeId)).toEqual([port]);
+    expect(rung).toEqual([2]);
     expect(zero!.unreserve(port)).toBeUndefined();
-    expect(rung).toEqual([2, 2]);
+    expect(zero!.msgcount(port)).toBe(0);
+    // A node that stops waiting takes the places handed to it meanwhile, to give them back.
+    expect(zero!.reserve(port)).toBe('reserved');
+    one!.setBlocked(slot, true);
+    expect(zero!.unreserve(port)).toBeUndefined();
+    expect(one!.setBlocked(slot, false)).toBe(1);
   });
 });
 

@@ -1,42 +1,53 @@
 /**
  * This node's senders blocked on full queues (the senders Mach keeps waiting on a port's
- * `ipc_mqueue`): a first-come first-served queue per port slot, woken one per freed place.
- * The port table's flags say which nodes have blocked senders for a slot (port-table.ts): a
- * place freed on any node wakes one waiting node, through its doorbell or, on this node, with
- * no doorbell at all; the node then wakes its first sender, which takes the place. So a blocked
- * sender costs nothing until a place is free, a dequeue wakes one sender instead of all, and
- * the wait is the node's one wait point, the doorbell its serve loop already spins on.
+ * `ipc_mqueue`): a first-come first-served line per port slot. A place freed anywhere while
+ * senders wait is handed to one waiting node (port-table.ts), through its doorbell or, on this
+ * node, with no doorbell at all; the node gives it to the first sender in line, which sends
+ * without competing for it. So a blocked sender costs nothing until a place is its, a dequeue
+ * wakes one sender instead of all, senders get places in the order they blocked, and the wait
+ * is the node's one wait point, the doorbell its serve loop already spins on.
  */
 import type { PortId } from '../../shared/types.js';
 import type { Deadline } from './clock.js';
 import { portSlot, type PortTable } from './port-table.js';
 
-/** One blocked sender: `woken` settles true when it should try for a place again. */
+/**
+ * Why a blocked sender was woken: `handed`, a queue place is reserved for it (it sends, or gives
+ * the place back); `look`, the port died or its limit changed (it tries again like a new sender).
+ */
+export type Wakeup = 'handed' | 'look';
+
+/** One blocked sender: `woken` settles when it is woken. */
 export interface BlockedSender {
   readonly port: PortId;
-  readonly woken: Promise<boolean>;
+  readonly woken: Promise<Wakeup>;
 }
 
 interface Waiter extends BlockedSender {
-  readonly resolve: (woken: boolean) => void;
+  readonly resolve: (wakeup: Wakeup) => void;
+  /** Set when woken, so a sender leaving by its deadline after a place was handed gives it back. */
+  wakeup?: Wakeup;
 }
 
 /** What the node counts of its senders' waits (NodeIpc.counters). */
 export interface SenderCounters {
   /** Sends that found the queue full and waited. */
   sendersBlocked: number;
-  /** Blocked senders woken to try again. */
+  /** Blocked senders woken (handed a place, or told to look again). */
   sendersWoken: number;
 }
 
 export class BlockedSenders {
   readonly #table: PortTable;
   readonly #counters: SenderCounters;
+  /** Gives a place back (NodeIpc.placeFreed): to the next waiting sender, or to the queue. */
+  readonly #giveBack: (port: PortId) => void;
   readonly #bySlot = new Map<number, Waiter[]>();
 
-  constructor(table: PortTable, counters: SenderCounters) {
+  constructor(table: PortTable, counters: SenderCounters, giveBack: (port: PortId) => void) {
     this.#table = table;
     this.#counters = counters;
+    this.#giveBack = giveBack;
   }
 
   /** Senders blocked here now (tests and statistics). */
@@ -47,9 +58,9 @@ export class BlockedSenders {
   }
 
   /**
-   * A sender found `port`'s queue full: it waits, last in line (or first: one woken that lost
-   * the place again keeps its turn). Its node's flag is set before this returns, so the
-   * caller's next look at the queue and any place freed afterwards cannot both miss it.
+   * A sender found `port`'s queue full: it waits, last in line (or first: one told to look again
+   * that found the queue full keeps its turn). Its node's flag is set before this returns, so
+   * the caller's next look at the queue and any place freed afterwards cannot both miss it.
    */
   block(port: PortId, first: boolean): BlockedSender {
     const slot = portSlot(port);
@@ -58,8 +69,8 @@ export class BlockedSenders {
       this.#bySlot.set(slot, waiters = []);
       this.#table.setBlocked(slot, true);
     }
-    let resolve!: (woken: boolean) => void;
-    const woken = new Promise<boolean>((settle) => { resolve = settle; });
+    let resolve!: (wakeup: Wakeup) => void;
+    const woken = new Promise<Wakeup>((settle) => { resolve = settle; });
     const waiter: Waiter = { port, woken, resolve };
     if (first) waiters.unshift(waiter);
     else waiters.push(waiter);
@@ -68,60 +79,60 @@ export class BlockedSenders {
   }
 
   /**
-   * The sender stops waiting without having been woken (it found a place after all, or its
-   * deadline passed). If it was the last here and a place is free, the wake goes to another node.
+   * The sender stops waiting (it found a place after all, or its deadline passed). A place
+   * handed to it that it will not use goes back.
    */
   leave(sender: BlockedSender): void {
-    const slot = portSlot(sender.port);
-    const waiters = this.#bySlot.get(slot);
-    const index = waiters?.indexOf(sender as Waiter) ?? -1;
-    if (index < 0) return;
-    waiters!.splice(index, 1);
-    if (waiters!.length === 0) this.#emptied(slot, sender.port);
-  }
-
-  /**
-   * A place of `port` is free for this node (the port table chose it): its first sender is
-   * woken; with none left here, the place goes to another waiting node.
-   */
-  wakeOne(port: PortId): void {
-    const slot = portSlot(port);
-    const waiters = this.#bySlot.get(slot);
-    const first = waiters?.shift();
-    if (first === undefined) {
-      if (waiters !== undefined) this.#bySlot.delete(slot);
-      this.#table.setBlocked(slot, false);
-      this.#passOn(port);
+    const waiter = sender as Waiter;
+    if (waiter.wakeup === 'handed') {
+      waiter.wakeup = undefined;
+      this.#giveBack(waiter.port);
       return;
     }
-    if (waiters!.length === 0) this.#emptied(slot, port, false);
-    this.#wake(first);
+    const slot = portSlot(sender.port);
+    const waiters = this.#bySlot.get(slot);
+    const index = waiters?.indexOf(waiter) ?? -1;
+    if (index < 0) return;
+    waiters!.splice(index, 1);
+    if (waiters!.length === 0) this.#emptied(slot);
+  }
+
+  /** A sender woken with a handed place used it: it is no longer the sender's to give back. */
+  used(sender: BlockedSender): void {
+    (sender as Waiter).wakeup = undefined;
+  }
+
+  /** A place of `port` was handed to this node by this node (PortTable.unreserve): the first sender takes it. */
+  handTo(port: PortId): void {
+    const slot = portSlot(port);
+    const first = this.#bySlot.get(slot)?.[0];
+    if (first === undefined) {
+      this.#emptied(slot);
+      this.#giveBack(port);
+      return;
+    }
+    this.#wake(slot, 1, 'handed');
   }
 
   /**
-   * A woken sender did not take the place it was woken for (its send failed, or went to another
-   * port): the next sender here, or another node, gets it.
-   */
-  passOn(port: PortId): void {
-    if (!this.#table.hasPlace(port)) return;
-    if (this.#bySlot.has(portSlot(port))) this.wakeOne(port);
-    else this.#passOn(port);
-  }
-
-  /**
-   * The doorbell said a place may be free for a port whose senders wait here, or one died or
-   * changed its limit: as many senders as there are free places are woken, every one of a
-   * dead port.
+   * The doorbell said places were handed to this node, or a port its senders wait on died or
+   * changed its limit: handed places go to the first senders in line (extra ones back), every
+   * sender of a dead port and as many as now fit a raised limit are told to look again.
    */
   recheck(): void {
     for (const [slot, waiters] of [...this.#bySlot]) {
       const { port } = waiters[0]!;
-      const free = !this.#table.isAlive(port) ? waiters.length
-        : Math.max(1, this.#table.qlimit(port)) - this.#table.msgcount(port);
-      if (free <= 0) continue;
-      const woken = waiters.splice(0, free);
-      if (waiters.length === 0) this.#emptied(slot, port, false);
-      for (const waiter of woken) this.#wake(waiter);
+      const handed = this.#table.takeHanded(slot);
+      if (!this.#table.isAlive(port)) {
+        this.#wake(slot, waiters.length, 'look');
+        continue;
+      }
+      const served = Math.min(handed, waiters.length);
+      if (served > 0) this.#wake(slot, served, 'handed');
+      for (let extra = served; extra < handed; extra++) this.#giveBack(port);
+      const left = this.#bySlot.get(slot)?.length ?? 0;
+      const free = Math.max(1, this.#table.qlimit(port)) - this.#table.msgcount(port);
+      if (left > 0 && free > 0) this.#wake(slot, Math.min(free, left), 'look');
     }
   }
 
@@ -133,38 +144,41 @@ export class BlockedSenders {
     let first = false;
     for (;;) {
       const reserved = this.#table.reserve(port);
-      if (reserved !== 'full') {
-        if (reserved === 'dead' && first) this.passOn(port);
-        return reserved;
-      }
-      if (deadline.expired) {
-        if (first) this.passOn(port);
-        return 'expired';
-      }
+      if (reserved !== 'full') return reserved;
+      if (deadline.expired) return 'expired';
       const sender = this.block(port, first);
       if (this.#table.reserve(port) === 'reserved') {
         this.leave(sender);
         return 'reserved';
       }
-      first = await deadline.race(sender.woken, false);
-      if (!first) this.leave(sender);
+      const wakeup = await deadline.race(sender.woken, undefined);
+      if (wakeup === 'handed') {
+        this.used(sender);
+        if (this.#table.isAlive(port)) return 'reserved';
+      }
+      if (wakeup === undefined) this.leave(sender);
+      first = wakeup === 'look';
     }
   }
 
-  #wake(waiter: Waiter): void {
-    this.#counters.sendersWoken++;
-    waiter.resolve(true);
+  /** Wakes the first `count` senders in `slot`'s line with `wakeup`. */
+  #wake(slot: number, count: number, wakeup: Wakeup): void {
+    const waiters = this.#bySlot.get(slot)!;
+    const woken = waiters.splice(0, count);
+    if (waiters.length === 0) this.#emptied(slot);
+    for (const waiter of woken) {
+      this.#counters.sendersWoken++;
+      waiter.wakeup = wakeup;
+      waiter.resolve(wakeup);
+    }
   }
 
-  /** The last sender waiting for `slot` here is gone: the flag drops, and a free place moves on. */
-  #emptied(slot: number, port: PortId, passOn = true): void {
+  /** The last sender waiting for `slot` here is gone: the flag drops, and places handed meanwhile go back. */
+  #emptied(slot: number): void {
     this.#bySlot.delete(slot);
-    this.#table.setBlocked(slot, false);
-    if (passOn) this.#passOn(port);
-  }
-
-  /** Wakes another node's sender if a place is free (this node's flag is down: the table picks another). */
-  #passOn(port: PortId): void {
-    if (this.#table.hasPlace(port)) this.#table.wakeOne(port);
+    const handed = this.#table.setBlocked(slot, false);
+    if (handed === 0) return;
+    const port = this.#table.portInSlot(slot);
+    for (let place = 0; place < handed; place++) if (port !== undefined) this.#giveBack(port);
   }
 }

@@ -50,7 +50,7 @@ export class NodeIpc {
     this.table = table;
     this.#host = host;
     this.clock = clock;
-    this.blocked = new BlockedSenders(table, this.counters);
+    this.blocked = new BlockedSenders(table, this.counters, (port) => this.placeFreed(port));
     this.notices = new Notifications({
       node, table, host, local: (port) => this.#ports.get(port), awaiting: (port) => this.#awaiting(port),
       route: (kmsg) => this.route(kmsg),
@@ -329,7 +329,7 @@ export class NodeIpc {
 
   /** A queue place of `port` is given back: one waiting sender, here or on another node, is woken for it. */
   placeFreed(port: PortId): void {
-    if (this.table.unreserve(port) === this.node) this.blocked.wakeOne(port);
+    if (this.table.unreserve(port) === this.node) this.blocked.handTo(port);
   }
 
   /** Queues `kmsg` on `local` in its sender's order (LocalPort.accept), counted. */
@@ -371,6 +371,7 @@ export class NodeIpc {
     nodeDown({
       table: this.table, notices: this.notices, ports: this.#ports, incoming: this.#incoming,
       destroyPort: (port) => this.destroyPort(port), destroyMessage: (kmsg) => this.kmsgs.destroy(kmsg),
+      placeFreed: (port) => this.placeFreed(port),
     }, node);
   }
 

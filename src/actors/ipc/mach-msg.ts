@@ -136,8 +136,8 @@ export class MachMsg {
 
   /**
    * The send of a message whose queue was full: the sender waits in line on this node
-   * (blocked-senders.ts) until a place is free for it, then everything is checked again (rights
-   * may change while it waits). Woken and still unable to use the place, it hands it on.
+   * (blocked-senders.ts) until a place is handed to it, then everything is checked again
+   * (rights may change while it waits) and it sends in that place, or gives it back.
    */
   async #sendBlocked(msg: MachMsgSend, dest: PortId, timeoutMs: number, abort: AbortSignal | undefined): Promise<number> {
     const { blocked } = this.#ipc;
@@ -148,7 +148,7 @@ export class MachMsg {
         if (deadline.expired) return deadline.aborted ? MACH_SEND_INTERRUPTED : MACH_SEND_TIMED_OUT;
         const sender = blocked.block(dest, first);
         // One more look with this node's flag up: a place freed before it is found here, one
-        // freed after it wakes us.
+        // freed after it is handed to us.
         const again = this.#trySend(msg);
         if (typeof again === 'number' || again.full !== dest) {
           blocked.leave(sender);
@@ -156,19 +156,17 @@ export class MachMsg {
           dest = again.full;
           continue;
         }
-        if (!await deadline.race(sender.woken, false)) {
+        const wakeup = await deadline.race(sender.woken, undefined);
+        if (wakeup === undefined) {
           blocked.leave(sender);
           continue;
         }
-        const woken = this.#trySend(msg);
-        if (typeof woken === 'number') {
-          if (woken !== MACH_MSG_SUCCESS) blocked.passOn(dest);
-          return woken;
-        }
-        if (woken.full !== dest) blocked.passOn(dest);
-        // Another sender took the place first: this one keeps its turn at the head of the line.
-        first = woken.full === dest;
-        dest = woken.full;
+        blocked.used(sender);
+        const sent = this.#trySend(msg, wakeup === 'handed' ? dest : undefined);
+        if (typeof sent === 'number') return sent;
+        // Told to look again (a raised limit) and beaten to the place: this sender keeps its turn.
+        first = sent.full === dest;
+        dest = sent.full;
       }
     } finally {
       deadline.cancel();
@@ -176,17 +174,21 @@ export class MachMsg {
   }
 
   /**
-   * The send when it need not wait: checks, takes a queue place and posts. Returns the kr, or
-   * the destination port when its queue is full.
+   * The send when it need not wait: checks, takes a queue place (or uses `held`, one handed to
+   * this sender for that port, giving it back if the message goes elsewhere or fails its
+   * checks) and posts. Returns the kr, or the destination port when its queue is full.
    */
-  #trySend(msg: MachMsgSend): number | { full: PortId } {
+  #trySend(msg: MachMsgSend, held?: PortId): number | { full: PortId } {
     const checked = this.#checkSend(msg);
+    const dest = typeof checked === 'number' ? undefined : checked.dest;
+    if (held !== undefined && (dest !== held || (checked as { sendOnce: boolean }).sendOnce)) this.#ipc.placeFreed(held);
     if (typeof checked === 'number') return checked;
-    const { dest, sendOnce } = checked;
-    if (sendOnce) return this.#post(msg, dest, true);
-    const reserved = this.#ipc.table.reserve(dest);
-    if (reserved === 'reserved') return this.#post(msg, dest, false);
-    return reserved === 'dead' ? MACH_SEND_INVALID_DEST : { full: dest };
+    const { sendOnce } = checked;
+    if (sendOnce) return this.#post(msg, checked.dest, true);
+    if (held === checked.dest) return this.#post(msg, held, false);
+    const reserved = this.#ipc.table.reserve(checked.dest);
+    if (reserved === 'reserved') return this.#post(msg, checked.dest, false);
+    return reserved === 'dead' ? MACH_SEND_INVALID_DEST : { full: checked.dest };
   }
 
   #checkSend(msg: MachMsgSend): number | { dest: PortId; sendOnce: boolean } {

@@ -17,6 +17,8 @@ export interface SurvivingNode {
   readonly incoming: Map<PortId, Incoming>;
   destroyPort(port: PortId): void;
   destroyMessage(kmsg: KMsg): void;
+  /** Gives a queue place back (to the next waiting sender): NodeIpc.placeFreed. */
+  placeFreed(port: PortId): void;
 }
 
 /**
@@ -34,7 +36,7 @@ export interface SurvivingNode {
 export function nodeDown(here: SurvivingNode, node: NodeId): void {
   const { table, notices } = here;
   table.killNode(node);
-  table.dropBlocked(node);
+  for (const port of table.dropBlocked(node)) here.placeFreed(port);
   for (const port of table.portsReceivedOn(node)) if (here.ports.has(port)) here.destroyPort(port);
   for (const [port, incoming] of here.incoming) {
     if (table.isAlive(port)) continue;

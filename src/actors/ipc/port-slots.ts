@@ -10,6 +10,7 @@
  *   links:     | next free slot of slot 0 | of slot 1 | ...                (PORT_SLOTS Int32)
  *   send-once: | node 0: rights to slot 0 | slot 1 | ... | node 1: ...     (nodes × PORT_SLOTS Int32)
  *   send:      | node 0: rights to slot 0 | slot 1 | ... | node 1: ...     (nodes × PORT_SLOTS Int32)
+ *   handed:    | node 0: places handed to it for slot 0 | slot 1 | ... | node 1: ... (nodes × PORT_SLOTS Int32)
  *   blocked:   | node 0: senders wait on slot 0 | slot 1 | ... | node 1: ... (nodes × PORT_SLOTS Int8)
  *
  * A PortId is `generation * PORT_SLOTS + slot`. A slot's generation advances when its port dies,
@@ -51,9 +52,9 @@ export const WAITING = 7;
 const SLOTS_BYTES = PORT_SLOTS * WORDS * Int32Array.BYTES_PER_ELEMENT;
 const LINKS_BYTES = PORT_SLOTS * Int32Array.BYTES_PER_ELEMENT;
 
-/** Bytes of the table for `nodes` nodes: slots, free links, a send-once and a send count and a blocked flag per node and slot. */
+/** Bytes of the table for `nodes` nodes: slots, free links, and per node and slot a send-once, a send and a handed count and a blocked flag. */
 export function portTableBytes(nodes: number): number {
-  return SLOTS_BYTES + LINKS_BYTES + 2 * nodes * PORT_SLOTS * Int32Array.BYTES_PER_ELEMENT + nodes * PORT_SLOTS;
+  return SLOTS_BYTES + LINKS_BYTES + nodes * (3 * LINKS_BYTES + PORT_SLOTS);
 }
 
 const DEAD = -1;
@@ -74,9 +75,10 @@ export class PortSlots {
   protected readonly words: Int32Array;
   readonly #head: BigInt64Array;
   readonly #links: Int32Array;
-  /** Per node and slot: send-once rights held, send rights held, senders blocked (port-table.ts). */
+  /** Per node and slot: send-once rights held, send rights held, places handed, senders blocked (port-table.ts). */
   protected readonly sendOnceCounts: Int32Array;
   protected readonly sendCounts: Int32Array;
+  protected readonly handedCounts: Int32Array;
   protected readonly blockedFlags: Int8Array;
   protected readonly nodeCount: number;
   protected readonly self: NodeId;
@@ -86,10 +88,11 @@ export class PortSlots {
     this.words = new Int32Array(sab, 0, PORT_SLOTS * WORDS);
     this.#head = new BigInt64Array(sab, FREE_HEAD_BYTE, 1);
     this.#links = new Int32Array(sab, SLOTS_BYTES, PORT_SLOTS);
-    this.nodeCount = Math.floor((sab.byteLength - SLOTS_BYTES - LINKS_BYTES) / (2 * LINKS_BYTES + PORT_SLOTS));
+    this.nodeCount = Math.floor((sab.byteLength - SLOTS_BYTES - LINKS_BYTES) / (3 * LINKS_BYTES + PORT_SLOTS));
     this.sendOnceCounts = new Int32Array(sab, SLOTS_BYTES + LINKS_BYTES, this.nodeCount * PORT_SLOTS);
     this.sendCounts = new Int32Array(sab, SLOTS_BYTES + LINKS_BYTES + this.nodeCount * LINKS_BYTES, this.nodeCount * PORT_SLOTS);
-    this.blockedFlags = new Int8Array(sab, SLOTS_BYTES + LINKS_BYTES + 2 * this.nodeCount * LINKS_BYTES, this.nodeCount * PORT_SLOTS);
+    this.handedCounts = new Int32Array(sab, SLOTS_BYTES + LINKS_BYTES + 2 * this.nodeCount * LINKS_BYTES, this.nodeCount * PORT_SLOTS);
+    this.blockedFlags = new Int8Array(sab, SLOTS_BYTES + LINKS_BYTES + 3 * this.nodeCount * LINKS_BYTES, this.nodeCount * PORT_SLOTS);
     this.self = node;
   }
 
@@ -119,6 +122,7 @@ export class PortSlots {
     for (let node = 0; node < this.nodeCount; node++) {
       Atomics.store(this.sendOnceCounts, node * PORT_SLOTS + slot, 0);
       Atomics.store(this.sendCounts, node * PORT_SLOTS + slot, 0);
+      Atomics.store(this.handedCounts, node * PORT_SLOTS + slot, 0);
     }
     Atomics.store(this.words, base + LOCATION, this.self);
     // Publish last: a reader that sees the new generation sees a fully set-up slot.
@@ -163,6 +167,12 @@ export class PortSlots {
     for (let slot = Number(Atomics.load(this.#head, 0) & SLOT_MASK); slot !== 0 && free < PORT_SLOTS;
       slot = Atomics.load(this.#links, slot)) free++;
     return free + PORT_SLOTS - Math.min(PORT_SLOTS, Atomics.load(this.words, NEXT_NEW_SLOT));
+  }
+
+  /** The live port in `slot`, if any. */
+  portInSlot(slot: number): PortId | undefined {
+    const port = (Atomics.load(this.words, slot * WORDS + GENERATION) * PORT_SLOTS + slot) as PortId;
+    return this.isAlive(port) ? port : undefined;
   }
 
   /** True while `port` names the live port in its slot. */

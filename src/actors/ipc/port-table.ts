@@ -6,11 +6,12 @@
  * Blocked senders (a full queue) wait on their own node, in a queue per port there
  * (blocked-senders.ts); the `blocked` flags say which nodes have any for a slot and `waiting`
  * counts the flags set, so freeing a place costs one load when nobody waits. Whoever frees a
- * place (a dequeue, a destroyed message) wakes one node that waits, taking nodes in turn from
- * a cursor of its own, so none is starved by another; that node wakes its first sender. A raised
- * limit or a death wakes every waiting node (`wakeSenders`, the node's doorbell). A sender sets
- * its node's flag before it looks at the count once more, and a freer lowers the count before
- * it reads the flags: of the two, one sees the other, so no wakeup is lost.
+ * place (a dequeue, a destroyed message) and finds senders waiting takes the place again and
+ * hands it to one waiting node, taking nodes in turn from a cursor of its own so none is starved
+ * by another: the node's `handed` count rises and its doorbell rings, and it gives the place to
+ * its first sender. A raised limit or a death wakes every waiting node to look again. A sender
+ * sets its node's flag before it looks at the count once more, and a freer lowers the count
+ * before it reads the flags: of the two, one sees the other, so no wakeup is lost.
  *
  * The send-once counts say how many send-once rights to each port each node holds: in its
  * spaces, its ports' queues and requests, and in messages on their way to it (a node moves the
@@ -126,31 +127,48 @@ export class PortTable extends PortSlots {
   }
 
   /**
-   * A reserved place is given back (the message was dequeued, or never sent): one node whose
-   * senders wait for it is woken. Returns that node if it is this one (the caller wakes its
-   * sender itself, with no doorbell), else undefined.
+   * A reserved place is given back (the message was dequeued, or never sent). If senders wait
+   * for one, the place is taken again at once and handed to one of them (xnu's
+   * ipc_mqueue_release_msgcount "gives away its slot"), so a sender that comes later cannot
+   * take it first: blocked senders get places in the order they blocked. Returns this node when
+   * the place is handed to a sender here (the caller hands it over, BlockedSenders.handTo).
    */
   unreserve(port: PortId): NodeId | undefined {
     Atomics.sub(this.words, this.at(port, MSGCOUNT), 1);
-    return this.wakeOne(port);
+    if (Atomics.load(this.words, this.at(port, WAITING)) === 0 || this.reserve(port) !== 'reserved') return undefined;
+    return this.#handOff(port);
   }
 
   /**
-   * Wakes one node with senders blocked on `port`, the next in turn (see the class comment):
-   * returned when it is this node, else rung. Undefined when none waits or another was rung.
+   * Hands a place of `port` this node holds to the next waiting node in turn (see the class
+   * comment): its count of handed places rises and its doorbell rings. Returns this node when
+   * it is the one; gives the place back when none waits any more.
    */
-  wakeOne(port: PortId): NodeId | undefined {
-    if (Atomics.load(this.words, this.at(port, WAITING)) === 0) return undefined;
+  #handOff(port: PortId): NodeId | undefined {
     const slot = portSlot(port);
     for (let step = 0; step < this.nodeCount; step++) {
       const node = ((this.#nextToWake + step) % this.nodeCount) as NodeId;
       if (Atomics.load(this.blockedFlags, node * PORT_SLOTS + slot) === 0) continue;
       this.#nextToWake = node + 1;
       if (node === this.self) return node;
+      const index = node * PORT_SLOTS + slot;
+      Atomics.add(this.handedCounts, index, 1);
       this.#wakeSenders(node);
+      // It cleared its flag meanwhile: it may have looked at its count before our add (it
+      // clears the flag, then takes the count), so whichever of us takes the count gives it back.
+      if (Atomics.load(this.blockedFlags, index) === 0) {
+        for (let back = Atomics.exchange(this.handedCounts, index, 0); back > 0; back--) this.unreserve(port);
+      }
       return undefined;
     }
+    Atomics.sub(this.words, this.at(port, MSGCOUNT), 1);
     return undefined;
+  }
+
+  /** The places of the port in `slot` handed to this node since it last looked (taken: now its to use or give back). */
+  takeHanded(slot: number): number {
+    return this.self < this.nodeCount && Atomics.load(this.handedCounts, this.self * PORT_SLOTS + slot) !== 0
+      ? Atomics.exchange(this.handedCounts, this.self * PORT_SLOTS + slot, 0) : 0;
   }
 
   /** Every node with senders blocked on the port in `slot` looks at them again. */
@@ -161,26 +179,38 @@ export class PortTable extends PortSlots {
     }
   }
 
-  /** This node has senders blocked on the port in `slot` (true), or no longer has (false). */
-  setBlocked(slot: number, blocked: boolean): void {
-    if (this.self >= this.nodeCount) return;
+  /**
+   * This node has senders blocked on the port in `slot` (true), or no longer has (false). When
+   * it stops waiting, returns the places handed to it meanwhile, for the caller to give back.
+   */
+  setBlocked(slot: number, blocked: boolean): number {
+    if (this.self >= this.nodeCount) return 0;
     if (Atomics.exchange(this.blockedFlags, this.self * PORT_SLOTS + slot, blocked ? 1 : 0) !== (blocked ? 1 : 0)) {
       Atomics.add(this.words, slot * WORDS + WAITING, blocked ? 1 : -1);
     }
+    return blocked ? 0 : this.takeHanded(slot);
   }
 
   /**
-   * Dead node `node`'s blocked senders died with it: its flags are cleared, and the nodes still
-   * waiting on those slots look again (a place may have been handed to the dead node).
+   * Dead node `node`'s blocked senders died with it: its flags are cleared and the nodes still
+   * waiting on those slots look again. Returns the live ports whose places were handed to it,
+   * once per place, for the caller to give back (NodeIpc.placeFreed).
    */
-  dropBlocked(node: NodeId): void {
-    if (node >= this.nodeCount) return;
+  dropBlocked(node: NodeId): PortId[] {
+    const handed: PortId[] = [];
+    if (node >= this.nodeCount) return handed;
     const used = Math.min(PORT_SLOTS, Atomics.load(this.words, NEXT_NEW_SLOT));
     for (let slot = 1; slot < used; slot++) {
-      if (Atomics.exchange(this.blockedFlags, node * PORT_SLOTS + slot, 0) === 0) continue;
+      const index = node * PORT_SLOTS + slot;
+      if (Atomics.load(this.blockedFlags, index) === 0 && Atomics.load(this.handedCounts, index) === 0) continue;
+      const port = (Atomics.load(this.words, slot * WORDS + GENERATION) * PORT_SLOTS + slot) as PortId;
+      const count = Atomics.exchange(this.handedCounts, index, 0);
+      if (this.isAlive(port)) for (let place = 0; place < count; place++) handed.push(port);
+      if (Atomics.exchange(this.blockedFlags, index, 0) === 0) continue;
       Atomics.sub(this.words, slot * WORDS + WAITING, 1);
       this.#wakeAll(slot);
     }
+    return handed;
   }
 
   /**
