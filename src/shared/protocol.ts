@@ -8,7 +8,7 @@
  * actors/vm/memory-object.ts, ledgers in actors/kern/ledger.ts, rings and the doorbell of the
  * message fast path in workers/ring.ts and workers/doorbell.ts, kmsgs on a ring in kmsg-wire.ts.
  */
-import type { MemoryObjectName, MemoryObjectRef, NodeId, PortId, SecurityToken, TaskId } from './types.js';
+import type { MemoryObjectName, NodeId, PortId, SecurityToken, TaskId } from './types.js';
 import type { KMsg, MachMsgReceived, MachMsgSend, RightInTransit } from './message.js';
 import type { ThreadBasicInfo, ThreadId, ThreadStateJs } from './thread-types.js';
 import type { NodeStatistics } from './statistics.js';
@@ -138,7 +138,11 @@ export interface NodeIpcTraffic {
   readonly traffic: IpcTraffic;
 }
 
-/** The child's node built the child of fork call `id`: the parent's node forgets that image. */
+/**
+ * The child's node built the child of fork call `id` for a teleport or a fork task code made
+ * (the answer comes through the parent's node); the parent's node forgets that image. A plain
+ * fork sends none: its claim word tells the parent's node (ForkHandoff).
+ */
 export interface NodeAdopted {
   readonly op: 'adopted';
   readonly id: number;
@@ -166,11 +170,6 @@ export type HostToNode = NodeStartup | NodeCall | NodeDown;
 export type NodeToNode = NodeAdopt | NodeAdopted | NodeRelease | NodeIpcTraffic | NodeCall | NodeReturn | NodeFault;
 export type NodeToHost = NodeReady | NodeReturn | NodeFault;
 
-/** A memory object in a task image: its buffer is absent when the receiving node holds it already. */
-export interface ImageObject extends Omit<MemoryObjectRef, 'sab'> {
-  readonly sab: SharedArrayBuffer | null;
-}
-
 /** A ledger on the wire: its words live in `sab` (layout: actors/kern/ledger.ts). */
 export interface LedgerRef {
   readonly id: number;
@@ -190,7 +189,7 @@ export type TaskLedgers = readonly [wired: LedgerRef, paged: LedgerRef];
  *   buffers: [object 0's SharedArrayBuffer or null, object 1's, ...]  (null: resident there)
  *
  * Each object already holds one reference taken for the child, which the child's map adopts.
- * Written and read by actors/kern/task-fork.ts (TaskImageWriter, imageObjects, imageEntries).
+ * Written and read by actors/kern/task-fork.ts (TaskImageWriter; TaskFork.adopt reads it in place).
  */
 export interface TaskImage {
   readonly entries: Float64Array;

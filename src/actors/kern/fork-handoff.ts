@@ -37,6 +37,8 @@ interface Unadopted {
   readonly image: TaskImage;
   readonly claim: Int32Array;
   readonly parent: TaskId | undefined;
+  /** The child's node answers through this node (NodeAdopted), which then forgets the image. */
+  readonly answered: boolean;
 }
 
 const CLAIM_ADOPTED = 1;
@@ -46,7 +48,11 @@ export class ForkHandoff {
   readonly #kernel: HandoffKernel;
   readonly #links: HandoffLinks;
   readonly #toHost: Answer;
-  /** By fork call id. If their node dies first, their references are dropped here, so its crash leaks no memory. */
+  /**
+   * By fork call id. If their node dies first, their references are dropped here, so its crash
+   * leaks no memory. A plain fork's child node sends no NodeAdopted (one postMessage, a thread
+   * wake-up, less per fork): its entry goes once its claim word shows it adopted (sweep).
+   */
   readonly #unadopted = new Map<number, Unadopted>();
   /** Forks made by task code here (forwardHere), by their ids: negative, so never a host call's. */
   readonly #here = new Map<number, Answer>();
@@ -67,12 +73,16 @@ export class ForkHandoff {
     if (reply.image === undefined || reply.childNode === undefined) return false;
     const node = reply.childNode;
     if (!this.#links.reaches(node)) return false;
+    this.#sweep();
     const claim = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
     const adopt: NodeToNode = {
       op: 'adopt', id, image: reply.image, released: reply.released ?? [], claim, teleport: reply.teleported !== undefined,
       ...(answerHere ? { answerHere } : {}),
     };
-    this.#unadopted.set(id, { node, image: reply.image, claim: new Int32Array(claim), parent: reply.teleported });
+    // Kept without its buffers: dropping its references needs only the names, and an entry
+    // may outlive its child's adoption until the next sweep.
+    const image = { ...reply.image, buffers: [] };
+    this.#unadopted.set(id, { node, image, claim: new Int32Array(claim), parent: reply.teleported, answered: reply.teleported !== undefined || answerHere });
     if (this.#links.isDown(node)) this.peerDown(node);
     else this.#links.post(node, adopt);
     return true;
@@ -80,18 +90,23 @@ export class ForkHandoff {
 
   /**
    * Child's node: claims the image and runs taskAdopt through `run`, whose answer goes to the
-   * host, or for a teleport back to the parent's node. Nothing when the parent's node gave the
-   * image up first (it thought this node dead, and dropped the references).
+   * host, or for a teleport (or a fork task code made) back to the parent's node. Nothing when
+   * the parent's node gave the image up first (it thought this node dead, and dropped the
+   * references).
    */
   adopt(from: NodeId, message: NodeAdopt, run: (call: NodeCall, answer: Answer) => void): void {
     if (Atomics.compareExchange(new Int32Array(message.claim), 0, 0, CLAIM_ADOPTED) !== 0) return;
-    const adopted = (answer?: NodeReturn | NodeFault): void =>
-      this.#links.post(from, answer === undefined ? { op: 'adopted', id: message.id } : { op: 'adopted', id: message.id, answer });
     run({ op: 'call', id: message.id, method: 'taskAdopt', args: [message.image, message.released] },
       message.teleport || message.answerHere === true
-        ? (answer) => adopted(answer)
-        // After the answer, so confirming costs the caller nothing.
-        : (answer) => { this.#toHost(answer); adopted(); });
+        ? (answer) => this.#links.post(from, { op: 'adopted', id: message.id, answer })
+        : this.#toHost);
+  }
+
+  /** Parent's node: forgets the plain forks whose child's node has claimed the image (see #unadopted). */
+  #sweep(): void {
+    for (const [id, pending] of this.#unadopted) {
+      if (!pending.answered && Atomics.load(pending.claim, 0) === CLAIM_ADOPTED) this.#unadopted.delete(id);
+    }
   }
 
   /** Parent's node: the child's node built the child; a teleport's answer is completed here. */

@@ -7,12 +7,13 @@
 import {
   KERN_FAILURE, KERN_RESOURCE_SHORTAGE, KERN_SUCCESS, VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE,
 } from '../../shared/constants.js';
-import { type ForkMode, type ForkReply, type ImageObject, type InheritedPorts, type NodeApi, type TaskImage, type TaskLedgers } from '../../shared/protocol.js';
+import { type ForkMode, type ForkReply, type InheritedPorts, type NodeApi, type TaskImage, type TaskLedgers } from '../../shared/protocol.js';
 import type { MemoryObjectName, MemoryObjectRef, NodeId, SecurityToken } from '../../shared/types.js';
 import type { NodeIpc } from '../ipc/ipc-node.js';
 import { type MemoryObject, REF_TABLE_SLOTS } from '../vm/memory-object.js';
+import { KeyedTable } from '../vm/keyed-table.js';
 import type { ObjectCache } from '../vm/object-cache.js';
-import type { VmMapEntry } from '../vm/vm-map.js';
+import { VmMapEntry } from '../vm/vm-map.js';
 import { Ledger } from './ledger.js';
 import type { TaskActor } from './task.js';
 import { releaseInherited } from '../ipc/special-ports.js';
@@ -20,7 +21,7 @@ import { releaseInherited } from '../ipc/special-ports.js';
 export const IMAGE_ENTRY_WORDS = 7;
 export const IMAGE_OBJECT_WORDS = 3;
 
-/** One vm map entry as encoded in and decoded from a task image. */
+/** One vm map entry's attributes as a task image carries them (its object is an index there). */
 export interface VmEntryImage {
   readonly start: number;
   readonly end: number;
@@ -28,45 +29,70 @@ export interface VmEntryImage {
   readonly protection: number;
   readonly maxProtection: number;
   readonly inheritance: number;
-  readonly object: MemoryObjectRef;
 }
 
-/** Builds a task image; objects are numbered in the order they are first added. */
+/**
+ * Builds a task image straight into its flat arrays, sized for `capacity` entries up front (a
+ * fork knows its parent's entry count); objects are numbered in the order they are first added.
+ */
 export class TaskImageWriter {
-  readonly #entries: number[] = [];
-  readonly #objects: number[] = [];
+  #entries: Float64Array;
+  #entryWords = 0;
+  #objects: Int32Array;
   readonly #buffers: (SharedArrayBuffer | null)[] = [];
-  readonly #indexByKey = new Map<number, number>();
+  /** The image's objects, in index order. */
+  readonly refs: MemoryObjectRef[] = [];
+  readonly #indexByKey = new KeyedTable<number>();
   /** Whether the receiving node holds an object's buffer already (then the image only names it). */
   readonly #resident: (object: MemoryObjectRef) => boolean;
 
-  constructor(resident: (object: MemoryObjectRef) => boolean = () => false) {
+  constructor(resident: (object: MemoryObjectRef) => boolean = () => false, capacity = 8) {
     this.#resident = resident;
+    this.#entries = new Float64Array(Math.max(1, capacity) * IMAGE_ENTRY_WORDS);
+    this.#objects = new Int32Array(Math.max(1, capacity) * IMAGE_OBJECT_WORDS);
   }
 
   /** Adds an object (once per key) and returns its index in the image. */
   object(ref: MemoryObjectRef): number {
     const key = ref.home * REF_TABLE_SLOTS + ref.slot;
     let index = this.#indexByKey.get(key);
-    if (index === undefined) {
-      index = this.#buffers.length;
-      this.#indexByKey.set(key, index);
-      this.#objects.push(ref.home, ref.slot, ref.generation);
-      this.#buffers.push(this.#resident(ref) ? null : ref.sab);
-    }
+    if (index !== undefined) return index;
+    index = this.refs.length;
+    this.#indexByKey.set(key, index);
+    let at = index * IMAGE_OBJECT_WORDS;
+    if (at === this.#objects.length) this.#objects = grown(this.#objects);
+    const objects = this.#objects;
+    objects[at++] = ref.home;
+    objects[at++] = ref.slot;
+    objects[at] = ref.generation;
+    this.refs.push(ref);
+    this.#buffers.push(this.#resident(ref) ? null : ref.sab);
     return index;
   }
 
-  entry(entry: Omit<VmEntryImage, 'object'>, object: MemoryObjectRef): void {
-    this.#entries.push(entry.start, entry.end, entry.offset, entry.protection, entry.maxProtection,
-      entry.inheritance, this.object(object));
+  /** Adds an entry mapping `object` at `offset` (the entry's own unless given: a copy's is 0). */
+  entry(entry: VmEntryImage, object: MemoryObjectRef, offset = entry.offset): void {
+    const index = this.object(object);
+    let at = this.#entryWords;
+    if (at === this.#entries.length) this.#entries = grown(this.#entries);
+    const words = this.#entries;
+    words[at++] = entry.start;
+    words[at++] = entry.end;
+    words[at++] = offset;
+    words[at++] = entry.protection;
+    words[at++] = entry.maxProtection;
+    words[at++] = entry.inheritance;
+    words[at++] = index;
+    this.#entryWords = at;
   }
 
   finish(token: SecurityToken, ledgers: TaskLedgers, ports: InheritedPorts): TaskImage {
+    const objectWords = this.refs.length * IMAGE_OBJECT_WORDS;
     return {
       ports,
-      entries: new Float64Array(this.#entries),
-      objects: new Int32Array(this.#objects),
+      // Exactly sized: a typed array crosses a thread with its whole buffer.
+      entries: this.#entryWords === this.#entries.length ? this.#entries : this.#entries.slice(0, this.#entryWords),
+      objects: objectWords === this.#objects.length ? this.#objects : this.#objects.slice(0, objectWords),
       buffers: this.#buffers,
       token,
       ledgers,
@@ -74,25 +100,29 @@ export class TaskImageWriter {
   }
 }
 
-/** The objects of an image, in index order. */
-export function imageObjects(image: TaskImage): ImageObject[] {
-  return image.buffers.map((sab, index) => ({
-    home: image.objects[index * IMAGE_OBJECT_WORDS]! as NodeId,
-    slot: image.objects[index * IMAGE_OBJECT_WORDS + 1]!,
-    generation: image.objects[index * IMAGE_OBJECT_WORDS + 2]!,
-    sab,
-  }));
+function grown<T extends Float64Array | Int32Array>(words: T): T {
+  const larger = new (words.constructor as new (length: number) => T)(words.length * 2);
+  larger.set(words);
+  return larger;
+}
+
+/** The names of an image's objects (what releasing its references needs), in index order. */
+function imageNames(image: TaskImage): MemoryObjectName[] {
+  const words = image.objects;
+  const names = new Array<MemoryObjectName>(words.length / IMAGE_OBJECT_WORDS);
+  for (let at = 0, index = 0; at < words.length; at += IMAGE_OBJECT_WORDS, index++) {
+    names[index] = { home: words[at]! as NodeId, slot: words[at + 1]! };
+  }
+  return names;
 }
 
 /** The entries of an image, in address order, each with its object from `objects`. */
-export function imageEntries<T>(image: TaskImage, objects: readonly T[]): (Omit<VmEntryImage, 'object'> & { object: T })[] {
+function imageEntries(image: TaskImage, objects: readonly MemoryObject[]): VmMapEntry[] {
   const words = image.entries;
-  const entries = new Array<Omit<VmEntryImage, 'object'> & { object: T }>(words.length / IMAGE_ENTRY_WORDS);
+  const entries = new Array<VmMapEntry>(words.length / IMAGE_ENTRY_WORDS);
   for (let at = 0, index = 0; at < words.length; at += IMAGE_ENTRY_WORDS, index++) {
-    entries[index] = {
-      start: words[at]!, end: words[at + 1]!, offset: words[at + 2]!, protection: words[at + 3]!,
-      maxProtection: words[at + 4]!, inheritance: words[at + 5]!, object: objects[words[at + 6]!]!,
-    };
+    entries[index] = new VmMapEntry(words[at]!, words[at + 1]!, objects[words[at + 6]!]!, words[at + 2]!,
+      words[at + 3]!, words[at + 4]!, words[at + 5]!);
   }
   return entries;
 }
@@ -106,51 +136,51 @@ export interface ForkNode {
   callNode(node: NodeId, method: keyof NodeApi, args: readonly unknown[]): Promise<{ kr: number }>;
 }
 
-/** The child's entries and the objects they need, drawn from the parent's map (see fork). */
-interface Drawn {
-  readonly entries: VmMapEntry[];
-  /** The parent's objects the child shares, once each: one reference each is taken for it. */
-  readonly shared: Map<number, MemoryObject>;
-  /** The private copies made for COPY regions, each holding its one reference. */
-  readonly copies: MemoryObject[];
-}
-
-const NOTHING_DRAWN: Drawn = { entries: [], shared: new Map(), copies: [] };
+/** Where a fork's walk puts each inherited entry: `object` at `offset` with `from`'s other attributes. */
+type Put = (from: VmMapEntry, object: MemoryObject, offset: number) => void;
 
 export class TaskFork {
   readonly #node: ForkNode;
+  readonly #reference = (object: MemoryObject): void => this.#node.cache.references.reference(object);
 
   constructor(node: ForkNode) { this.#node = node; }
 
   /**
-   * Draws the child's address space: by each region's inheritance for 'create', shared whatever
-   * the inheritance for 'clone' and 'teleport'. The child's entries keep the parent's
-   * inheritance values. All copies are made before any reference is taken, so a shortage part
-   * way through is undone completely; no reference is taken here (the caller takes `shared`'s).
+   * The walk of vm_map_fork: each of the parent's entries by its inheritance for 'create', shared
+   * whatever the inheritance for 'clone' and 'teleport' (the child's entries keep the parent's
+   * inheritance values); SHARE entries put with the parent's object, COPY entries with a private
+   * copy, NONE entries skipped. All copies are made before anything else, so a shortage part way
+   * through is undone completely. No reference is taken here: the caller takes one per distinct
+   * shared object (see `sharing`); the copies (returned) hold theirs.
    */
-  #draw(parent: TaskActor, mode: ForkMode, ledgers: TaskLedgers): { kr: number; drawn?: Drawn } {
-    const paged = new Ledger(ledgers[1]);
+  #draw(parent: TaskActor, mode: ForkMode, ledgers: TaskLedgers, put: Put): { kr: number; copies?: MemoryObject[] } {
+    const source = parent.map.entries();
     const copies: MemoryObject[] = [];
-    const entries: VmMapEntry[] = [];
-    const shared = new Map<number, MemoryObject>();
-    for (const entry of parent.map.entries()) {
+    let paged: Ledger | undefined;
+    for (let index = 0; index < source.length; index++) {
+      const entry = source[index]!;
       const inheritance = mode === 'create' ? entry.inheritance : VM_INHERIT_SHARE;
       if (inheritance === VM_INHERIT_NONE) continue;
-      const { start, end, offset, protection, maxProtection } = entry;
-      if (inheritance === VM_INHERIT_COPY) {
-        const copy = this.#copyEntry(entry, paged);
-        if (copy.object === undefined) {
-          this.#node.cache.release(copies);
-          return { kr: copy.kr };
-        }
-        copies.push(copy.object);
-        entries.push({ start, end, offset: 0, protection, maxProtection, inheritance: entry.inheritance, object: copy.object });
-      } else {
-        shared.set(entry.object.key, entry.object);
-        entries.push({ start, end, offset, protection, maxProtection, inheritance: entry.inheritance, object: entry.object });
+      if (inheritance !== VM_INHERIT_COPY) {
+        put(entry, entry.object, entry.offset);
+        continue;
       }
+      const copy = this.#copyEntry(entry, paged ??= new Ledger(ledgers[1]));
+      if (copy.object === undefined) {
+        this.#node.cache.release(copies);
+        return { kr: copy.kr };
+      }
+      copies.push(copy.object);
+      put(entry, copy.object, 0);
     }
-    return { kr: KERN_SUCCESS, drawn: { entries, shared, copies } };
+    return { kr: KERN_SUCCESS, copies };
+  }
+
+  /** Takes the reference a child holds on an object it maps, unless it is one of `copies` (which hold theirs). */
+  #sharing(copies: readonly MemoryObject[]): (object: MemoryObject) => void {
+    if (copies.length === 0) return this.#reference;
+    const own = new Set(copies);
+    return (object) => { if (!own.has(object)) this.#reference(object); };
   }
 
   /** A private copy of an entry's bytes, as they are now, in a new object charged to `ledger`. */
@@ -163,14 +193,23 @@ export class TaskFork {
   }
 
   /**
-   * The child, on the parent's node, its map built from the parent's in one synchronous step
-   * (no image): the copies and shared references it ends with are those an image would carry.
-   * On failure (no slot for the child's kernel port) nothing is left behind.
+   * The child, on the parent's node, its map filled straight from the parent's in one
+   * synchronous step (no image): it ends with the copies and shared references an image would
+   * carry. On failure (no slot for the child's kernel port) nothing is left behind.
    */
   here(parent: TaskActor, mode: ForkMode, inheritMemory: boolean, ledgers: TaskLedgers): ForkReply {
-    const drawn = inheritMemory ? this.#draw(parent, mode, ledgers) : { kr: KERN_SUCCESS, drawn: NOTHING_DRAWN };
-    if (drawn.drawn === undefined) return { kr: drawn.kr };
-    const { entries, shared, copies } = drawn.drawn;
+    const entries = new Array<VmMapEntry>(inheritMemory ? parent.map.regionCount : 0);
+    let count = 0;
+    let copies: MemoryObject[] = [];
+    if (inheritMemory) {
+      const drawn = this.#draw(parent, mode, ledgers, (from, object, offset) => {
+        entries[count++] = new VmMapEntry(from.start, from.end, object, offset, from.protection, from.maxProtection,
+          from.inheritance);
+      });
+      if (drawn.copies === undefined) return { kr: drawn.kr };
+      copies = drawn.copies;
+      entries.length = count;
+    }
     const ports = parent.ipc.inheritable();
     const child = this.#node.newTask(parent.token, ledgers, ports);
     if (child === undefined) {
@@ -178,8 +217,7 @@ export class TaskFork {
       this.#node.cache.release(copies);
       return { kr: KERN_RESOURCE_SHORTAGE, released: [] };
     }
-    for (const object of shared.values()) this.#node.cache.references.reference(object);
-    for (const entry of entries) child.map.enter(entry);
+    child.map.fill(entries, this.#sharing(copies));
     return { kr: KERN_SUCCESS, child: child.id, childPort: child.ipc.taskPort, released: [] };
   }
 
@@ -191,55 +229,70 @@ export class TaskFork {
   capture(parent: TaskActor, mode: ForkMode, inheritMemory: boolean, ledgers: TaskLedgers, childNode: NodeId):
     { kr: number; image?: TaskImage } {
     const { cache } = this.#node;
-    const image = new TaskImageWriter((object) => object.generation !== 0 && cache.isResident(object, childNode));
+    const image = new TaskImageWriter((object) => object.generation !== 0 && cache.isResident(object, childNode),
+      inheritMemory ? parent.map.regionCount : 0);
     if (inheritMemory) {
-      const drawn = this.#draw(parent, mode, ledgers);
-      if (drawn.drawn === undefined) return { kr: drawn.kr };
-      for (const entry of drawn.drawn.entries) image.entry(entry, entry.object);
-      for (const object of drawn.drawn.shared.values()) cache.references.reference(object);
+      const drawn = this.#draw(parent, mode, ledgers, (from, object, offset) => image.entry(from, object, offset));
+      if (drawn.copies === undefined) return { kr: drawn.kr };
+      const take = this.#sharing(drawn.copies);
+      for (const object of image.refs as MemoryObject[]) take(object);
     }
     return { kr: KERN_SUCCESS, image: image.finish(parent.token, ledgers, parent.ipc.inheritable()) };
   }
 
   /**
-   * Builds the child from an image captured on the parent's node. An image leaves out buffers
-   * this node held when it was made; one let go of since is fetched from its home pager (the
-   * image's reference keeps the object alive there).
+   * Builds the child from an image captured on the parent's node, each object resolved to this
+   * node's one MemoryObject for it. An image leaves out buffers this node held when it was made;
+   * one let go of since is fetched from its home pager (the image's reference keeps the object
+   * alive there).
    * Returns the fork reply, passing on the parent's `released`; KERN_NODE_DOWN when a home node
    * is down; KERN_RESOURCE_SHORTAGE when the port table has no slot for the child's kernel port.
    * On failure the image's references are dropped.
    */
   adopt(image: TaskImage, released: readonly MemoryObjectName[]): ForkReply | Promise<ForkReply> {
-    const named = imageObjects(image);
-    const objects = named.map((object) => this.#node.cache.object(object));
-    if (objects.includes(undefined)) return this.#adoptFetching(image, released, named, objects);
-    return this.#adopted(image, released, objects as MemoryObject[]);
+    const objects = this.#resolve(image, image.buffers);
+    if (objects === undefined) return this.#adoptFetching(image, released);
+    return this.#adopted(image, released, objects);
+  }
+
+  /** This node's object for each of the image's, or undefined when a buffer is neither carried nor held here. */
+  #resolve(image: TaskImage, buffers: readonly (SharedArrayBuffer | null)[]): MemoryObject[] | undefined {
+    const { cache } = this.#node;
+    const words = image.objects;
+    const objects = new Array<MemoryObject>(buffers.length);
+    for (let index = 0, at = 0; index < buffers.length; index++, at += IMAGE_OBJECT_WORDS) {
+      const object = cache.objectAt(words[at]! as NodeId, words[at + 1]!, words[at + 2]!, buffers[index] ?? null);
+      if (object === undefined) return undefined;
+      objects[index] = object;
+    }
+    return objects;
   }
 
   /** Fetches the missing buffers from their homes, all homes at once, then builds the child. */
-  async #adoptFetching(image: TaskImage, released: readonly MemoryObjectName[], named: readonly ImageObject[],
-    objects: (MemoryObject | undefined)[]): Promise<ForkReply> {
-    const byHome = new Map<NodeId, number[]>();
-    objects.forEach((object, index) => {
-      if (object !== undefined) return;
-      const home = named[index]!.home;
-      let indices = byHome.get(home);
-      if (indices === undefined) byHome.set(home, indices = []);
-      indices.push(index);
-    });
-    const homes = [...byHome];
-    const replies = await Promise.all(homes.map(([home, indices]) =>
-      this.#node.callNode(home, 'pagerBuffers', [indices.map((index) => named[index]!.slot)]) as
+  async #adoptFetching(image: TaskImage, released: readonly MemoryObjectName[]): Promise<ForkReply> {
+    const { cache } = this.#node;
+    const words = image.objects;
+    const buffers = image.buffers.slice();
+    // Grouped by home in one pass: an array indexed by node (there are few).
+    const byHome: number[][] = [];
+    for (let index = 0, at = 0; index < buffers.length; index++, at += IMAGE_OBJECT_WORDS) {
+      const home = words[at]!;
+      const object = cache.objectAt(home as NodeId, words[at + 1]!, words[at + 2]!, buffers[index] ?? null);
+      if (object !== undefined) buffers[index] = object.sab;
+      else (byHome[home] ??= []).push(index);
+    }
+    const homes = byHome.flatMap((indices, home) => indices === undefined ? [] : [home as NodeId]);
+    const replies = await Promise.all(homes.map((home) =>
+      this.#node.callNode(home, 'pagerBuffers', [byHome[home]!.map((index) => words[index * IMAGE_OBJECT_WORDS + 1]!)]) as
         Promise<{ kr: number; buffers?: SharedArrayBuffer[] }>));
     const failed = replies.find((reply) => reply.buffers === undefined);
     if (failed !== undefined) {
       this.release(image);
       return { kr: failed.kr === KERN_SUCCESS ? KERN_FAILURE : failed.kr, released };
     }
-    const buffers = objects.map((object) => object?.sab);
-    homes.forEach(([, indices], at) => indices.forEach((index, order) => { buffers[index] = replies[at]!.buffers![order]; }));
+    homes.forEach((home, at) => byHome[home]!.forEach((index, order) => { buffers[index] = replies[at]!.buffers![order]!; }));
     // The cache may have let go of an object, or taken one in, while the buffers came: ask again.
-    return this.#adopted(image, released, named.map((object, index) => this.#node.cache.object({ ...object, sab: buffers[index]! })!));
+    return this.#adopted(image, released, this.#resolve(image, buffers)!);
   }
 
   #adopted(image: TaskImage, released: readonly MemoryObjectName[], objects: readonly MemoryObject[]): ForkReply {
@@ -248,7 +301,8 @@ export class TaskFork {
       this.release(image);
       return { kr: KERN_RESOURCE_SHORTAGE, released };
     }
-    for (const entry of imageEntries(image, objects)) child.map.enter(entry);
+    // The image's references become the map's.
+    child.map.fill(imageEntries(image, objects));
     return { kr: KERN_SUCCESS, child: child.id, childPort: child.ipc.taskPort, released };
   }
 
@@ -258,6 +312,6 @@ export class TaskFork {
    */
   release(image: TaskImage, reply?: MemoryObjectName[]): void {
     releaseInherited(this.#node.ipc, image.ports);
-    this.#node.cache.release(imageObjects(image), reply);
+    this.#node.cache.release(imageNames(image), reply);
   }
 }

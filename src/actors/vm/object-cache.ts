@@ -6,6 +6,7 @@
 import { type NodeRelease } from '../../shared/protocol.js';
 import type { MemoryObjectName, MemoryObjectRef, NodeId } from '../../shared/types.js';
 import { DefaultPager } from './default-pager.js';
+import { KeyedTable } from './keyed-table.js';
 import { MapHoldings, MemoryObject, ObjectReferences, REF_TABLE_SLOTS } from './memory-object.js';
 import type { VmMapHooks } from './vm-map.js';
 
@@ -24,14 +25,14 @@ export class ObjectCache {
   readonly #messageTables: readonly SharedArrayBuffer[];
   readonly #messageHoldings: MapHoldings;
   /** This node's entries in it: references held by messages here, by object key. */
-  readonly #inMessages = new Map<number, { count: number; readonly holding: number | undefined }>();
+  readonly #inMessages = new KeyedTable<{ count: number; readonly holding: number | undefined }>();
   /**
    * The objects some task on this node maps, by object key: what an image for this node may
    * leave out. The shared table's resident bit for this node is set while an entry lives, and
    * cleared before the last map's reference goes, so a slot reused for another object never
    * shows this node resident.
    */
-  readonly #held = new Map<number, { readonly object: MemoryObject; maps: number; readonly holding: number | undefined }>();
+  readonly #held = new KeyedTable<{ readonly object: MemoryObject; maps: number; readonly holding: number | undefined }>();
 
   /**
    * Without holding tables (single-node tests) this node's holdings are recorded where no one
@@ -85,11 +86,16 @@ export class ObjectCache {
    * holds none (the caller fetches it from the home pager).
    */
   object(ref: ObjectRef): MemoryObject | undefined {
-    const held = this.#held.get(ref.home * REF_TABLE_SLOTS + ref.slot)?.object;
-    if (held !== undefined && held.generation === ref.generation) return held;
-    const own = ref.home === this.node ? this.pager.object(ref.slot, ref.generation) : undefined;
+    return this.objectAt(ref.home, ref.slot, ref.generation, ref.sab);
+  }
+
+  /** As `object`, from the fields of a name (an image's flat words: no ref to build). */
+  objectAt(home: NodeId, slot: number, generation: number, sab: SharedArrayBuffer | null): MemoryObject | undefined {
+    const held = this.#held.get(home * REF_TABLE_SLOTS + slot)?.object;
+    if (held !== undefined && held.generation === generation) return held;
+    const own = home === this.node ? this.pager.object(slot, generation) : undefined;
     if (own !== undefined) return own;
-    return ref.sab === null ? undefined : new MemoryObject(ref as MemoryObjectRef);
+    return sab === null ? undefined : new MemoryObject({ home, slot, generation, sab });
   }
 
   /** True when `node` has said it holds the object's buffer (then an image for it only names it). */

@@ -4,16 +4,21 @@
  */
 import type { MemoryObject } from './memory-object.js';
 
-/** One mapped range [start, end) of a memory object, with its attributes (Mach `vm_map_entry`). */
-export interface VmMapEntry {
-  start: number;
-  end: number;
-  object: MemoryObject;
-  /** Byte offset of `start` within the object. */
-  offset: number;
-  protection: number;
-  maxProtection: number;
-  inheritance: number;
+/**
+ * One mapped range [start, end) of a memory object, with its attributes (Mach `vm_map_entry`).
+ * A class, so every entry of every map has one shape and the walks over them stay monomorphic.
+ */
+export class VmMapEntry {
+  constructor(
+    public start: number,
+    public end: number,
+    public object: MemoryObject,
+    /** Byte offset of `start` within the object. */
+    public offset: number,
+    public protection: number,
+    public maxProtection: number,
+    public inheritance: number,
+  ) {}
 }
 
 export class VmMapStore {
@@ -57,6 +62,14 @@ export class VmMapStore {
     this.#entries.splice(this.firstEndingAfter(entry.start), 0, entry);
   }
 
+  /**
+   * Appends entries in address order above every entry held (a fork filling an empty map: no
+   * search, no splice).
+   */
+  append(entries: readonly VmMapEntry[]): void {
+    for (let index = 0; index < entries.length; index++) this.#entries.push(entries[index]!);
+  }
+
   insertAt(index: number, entry: VmMapEntry): void {
     this.#entries.splice(index, 0, entry);
   }
@@ -67,4 +80,7 @@ export class VmMapStore {
   }
 
   [Symbol.iterator](): IterableIterator<VmMapEntry> { return this.#entries[Symbol.iterator](); }
+
+  /** The entries in address order, for a walk that must not allocate an iterator per step. */
+  get all(): readonly VmMapEntry[] { return this.#entries; }
 }

@@ -11,9 +11,10 @@ import {
 } from '../../shared/constants.js';
 import { isVmQuantity } from '../../shared/types.js';
 import type { MemoryObject } from './memory-object.js';
-import { VmMapStore, type VmMapEntry } from './vm-map-store.js';
+import { KeyedTable } from './keyed-table.js';
+import { VmMapEntry, VmMapStore } from './vm-map-store.js';
 
-export type { VmMapEntry } from './vm-map-store.js';
+export { VmMapEntry } from './vm-map-store.js';
 
 /**
  * Told when an object becomes mapped by this map and when no entry of it maps the object any
@@ -40,7 +41,7 @@ export class VmMap {
   readonly maxAddress: number;
   readonly #store = new VmMapStore();
   /** How many entries of this map reference each object: the map holds one object reference while > 0. */
-  readonly #mapped = new Map<number, { object: MemoryObject; entries: number }>();
+  readonly #mapped = new KeyedTable<{ readonly object: MemoryObject; entries: number }>();
   #virtualSize = 0;
 
   readonly #hooks: VmMapHooks | undefined;
@@ -114,20 +115,23 @@ export class VmMap {
 
   #split(index: number, at: number): void {
     const entry = this.#store.at(index)!;
-    const upper: VmMapEntry = { ...entry, start: at, offset: entry.offset + (at - entry.start) };
+    const upper = new VmMapEntry(at, entry.end, entry.object, entry.offset + (at - entry.start), entry.protection,
+      entry.maxProtection, entry.inheritance);
     entry.end = at;
     this.#store.insertAt(index + 1, upper);
     this.#mapped.get(entry.object.key)!.entries++;
   }
 
-  /** Records an entry's object; true when this map did not map the object before. */
-  #map(object: MemoryObject): boolean {
-    const mapped = this.#mapped.get(object.key);
+  /** Records an entry's object; true when it is new to this map (`fresh` told before the hooks). */
+  #map(object: MemoryObject, fresh?: (object: MemoryObject) => void): boolean {
+    const key = object.key;
+    const mapped = this.#mapped.get(key);
     if (mapped !== undefined) {
       mapped.entries++;
       return false;
     }
-    this.#mapped.set(object.key, { object, entries: 1 });
+    this.#mapped.set(key, { object, entries: 1 });
+    fresh?.(object);
     this.#hooks?.mapped(object);
     return true;
   }
@@ -170,10 +174,8 @@ export class VmMap {
     }
     const made = create(end - start);
     if (made.kr !== KERN_SUCCESS) return { kr: made.kr, address: 0 };
-    this.enter({
-      start, end: start + made.object!.size, object: made.object!, offset: 0,
-      protection: VM_PROT_DEFAULT, maxProtection: VM_PROT_ALL, inheritance: VM_INHERIT_DEFAULT,
-    });
+    this.enter(new VmMapEntry(start, start + made.object!.size, made.object!, 0, VM_PROT_DEFAULT, VM_PROT_ALL,
+      VM_INHERIT_DEFAULT));
     return { kr: KERN_SUCCESS, address: start };
   }
 
@@ -188,10 +190,8 @@ export class VmMap {
     const length = this.roundPage(size);
     const start = this.#store.findSpace(length, this.minAddress, this.maxAddress);
     if (start === undefined) return { kr: KERN_NO_SPACE, address: 0, fresh: false };
-    const fresh = this.enter({
-      start, end: start + length, object, offset, protection: VM_PROT_DEFAULT,
-      maxProtection: VM_PROT_ALL, inheritance: VM_INHERIT_DEFAULT,
-    });
+    const fresh = this.enter(new VmMapEntry(start, start + length, object, offset, VM_PROT_DEFAULT, VM_PROT_ALL,
+      VM_INHERIT_DEFAULT));
     return { kr: KERN_SUCCESS, address: start, fresh };
   }
 
@@ -208,14 +208,31 @@ export class VmMap {
   }
 
   /**
-   * Enters an entry into a free range (allocation, or adopting a task image). The caller holds
-   * the object reference this map will own if the object is new to it.
+   * Enters an entry into a free range (allocation, out-of-line memory). The caller holds the
+   * object reference this map will own if the object is new to it.
    * Returns true when the object was new to this map.
    */
   enter(entry: VmMapEntry): boolean {
     this.#store.insert(entry);
     this.#virtualSize += entry.end - entry.start;
     return this.#map(entry.object);
+  }
+
+  /**
+   * Fills this empty map with a child's entries (vm_map_fork), in address order and disjoint, as
+   * drawn from a parent's map or an image. `fresh` is told of each object new to the map before
+   * the node records the map holding it: it takes the reference the map will own, if needed.
+   */
+  fill(entries: readonly VmMapEntry[], fresh?: (object: MemoryObject) => void): void {
+    if (this.#store.count !== 0) throw new Error('vm map: fill of a map that is not empty');
+    this.#store.append(entries);
+    let size = 0;
+    for (let index = 0; index < entries.length; index++) {
+      const entry = entries[index]!;
+      size += entry.end - entry.start;
+      this.#map(entry.object, fresh);
+    }
+    this.#virtualSize = size;
   }
 
   /**
@@ -242,7 +259,7 @@ export class VmMap {
 
   /** Unmaps everything (task termination); returns every object the map referenced. */
   clear(): MemoryObject[] {
-    const objects = [...this.#mapped.values()].map((mapped) => mapped.object);
+    const objects = this.#mapped.values().map((mapped) => mapped.object);
     this.#store.removeRange(0, this.#store.count);
     this.#mapped.clear();
     for (const object of objects) this.#hooks?.unmapped(object);
@@ -305,7 +322,8 @@ export class VmMap {
     return entry === undefined ? { kr: KERN_INVALID_ADDRESS } : { kr: KERN_SUCCESS, entry };
   }
 
-  entries(): Iterable<VmMapEntry> { return this.#store; }
+  /** The entries in address order (the map's own: a caller must not change them). */
+  entries(): readonly VmMapEntry[] { return this.#store.all; }
 
   /** Checks that every page of [address, address + size) is mapped with `access`. */
   #access(address: unknown, size: unknown, access: number): Coverage {
