@@ -64,6 +64,7 @@ export async function serve(readers: readonly (RingReader | null)[], doorbell: D
     let budget = spin;
     let backoff = 0;
     let skip = 0;
+    let active = false;
     while (signal?.aborted !== true) {
       const seen = doorbell.sequence;
       let drained = 0;
@@ -80,13 +81,16 @@ export async function serve(readers: readonly (RingReader | null)[], doorbell: D
           continue;
         }
       }
-      // Spin when we delivered or sent something since the last wait: an answer, or the next
+      // Spin when we delivered or sent something since we last slept: an answer, or the next
       // record of a stream, is then likely on its way. The spin lets what the records set off
       // run to its end (doorbell.ts), so a reply our tasks send meanwhile finds us spinning.
-      // An idle node sleeps at once.
-      const rang = doorbell.takeRang() || drained > 0;
+      // A spin ended by the bump of a record we had already drained leaves us active, so the
+      // next one still waits for the answer. An idle node sleeps at once.
+      if (drained > 0) active = true;
+      const rang = doorbell.takeRang() || active;
       const micros = rang ? budget : 0;
       const outcome = await doorbell.wait(pending, micros, seen);
+      if (outcome === 'ok' || outcome === 'timed-out') active = false;
       if (outcome === 'ok') sinceTurn = 0;
       if (!adaptive || spin === 0 || !rang) continue;
       if (micros > 0 && outcome !== 'ok') {
