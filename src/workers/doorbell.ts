@@ -7,20 +7,24 @@
 /**
  * One doorbell SAB serves every node: a cell per node, each on its own cache line.
  *
- *   Int32 word  0          1          2          3 .. 15    16         17         ...
+ *   Int32 word  0          1          2          3          4 .. 15    16         ...
  *              +----------+----------+----------+----------+----------+----------+----
- *              | sequence | sleeping | places   | (pad)    | sequence | sleeping | ...
+ *              | sequence | sleeping | places   | notified | (pad)    | sequence | ...
  *              +----------+----------+----------+----------+----------+----------+----
- *               node 0's cell (64 bytes)                     node 1's cell
+ *               node 0's cell (64 bytes)                                node 1's cell
  *
  * sequence: bumped by every producer after it publishes into one of the node's incoming rings.
- * sleeping: 1 while the node is (about to be) parked in Atomics.waitAsync on its sequence.
+ * sleeping: while the node is (about to be) parked in Atomics.waitAsync on its sequence, the id of
+ *           that sleep (a count, never 0); 0 while it is awake.
  * places:   1 when a queue place may be free for a sender blocked on the node (port-table.ts).
+ * notified: the id of the last sleep a producer notified: a burst of records to a sleeping node
+ *           costs one futex wake, not one per record.
  */
 export const DOORBELL_CELL_WORDS = 16;
 const SEQUENCE = 0;
 const SLEEPING = 1;
 const PLACES = 2;
+const NOTIFIED = 3;
 
 export function createDoorbell(nodes: number): SharedArrayBuffer {
   if (!Number.isInteger(nodes) || nodes < 1) throw new RangeError(`nodes must be a positive integer, not ${nodes}`);
@@ -37,6 +41,9 @@ export class Doorbell {
   readonly #sequence: number;
   readonly #sleeping: number;
   readonly #places: number;
+  readonly #notified: number;
+  /** The id of this node's last sleep. */
+  #sleeps = 0;
   /** Whether we rang another node since takeRang() last looked. */
   #rang = false;
 
@@ -51,6 +58,7 @@ export class Doorbell {
     this.#sequence = node * DOORBELL_CELL_WORDS + SEQUENCE;
     this.#sleeping = node * DOORBELL_CELL_WORDS + SLEEPING;
     this.#places = node * DOORBELL_CELL_WORDS + PLACES;
+    this.#notified = node * DOORBELL_CELL_WORDS + NOTIFIED;
   }
 
   /**
@@ -66,7 +74,15 @@ export class Doorbell {
     // sleep) loses wake-ups: our load can see the 1 of a sleep that already ended, and the
     // exchange then clears the 1 of the next one with a notify that came before its waitAsync
     // and a bump it had already read. The consumer then sleeps with nobody left to wake it.
-    if (Atomics.load(this.#cells, cell + SLEEPING) !== 0) Atomics.notify(this.#cells, cell + SEQUENCE);
+    // One notify per sleep: a producer that finds this sleep's id in `notified` skips the
+    // syscall, since another notified it after reading the same id. That one's notify can
+    // only miss the sleep if the node never parks in it (see wait: a bump after step 1 makes
+    // step 4 'not-equal', one before it is seen by step 3), and then nothing needs waking. A
+    // stale id (a sleep that ended) only costs a spurious notify.
+    const sleep = Atomics.load(this.#cells, cell + SLEEPING);
+    if (sleep !== 0 && Atomics.exchange(this.#cells, cell + NOTIFIED, sleep) !== sleep) {
+      Atomics.notify(this.#cells, cell + SEQUENCE);
+    }
   }
 
   /**
@@ -105,13 +121,13 @@ export class Doorbell {
    * is often one microtask chain away), and returns at once if it moved: no syscall on either
    * side. Then sleeps with the lost-wakeup protocol:
    *
-   *   1. read the sequence s;  2. sleeping = 1;  3. pending()? then return;  4. waitAsync(sequence, s)
+   *   1. read the sequence s;  2. sleeping = id;  3. pending()? then return;  4. waitAsync(sequence, s)
    *
    * A producer publishes its record, bumps the sequence (B), then reads sleeping (L); all are
    * seq-cst. If B came before step 1, the record was published before step 3, which sees it. If
    * after, the sequence is no longer s: a step 4 after B returns 'not-equal', and a step 4 that
-   * registered before B is still asleep at L, which comes after step 2 and so reads 1 and
-   * notifies. Only the consumer clears sleeping, once awake (see ring).
+   * registered before B is still asleep at L, which comes after step 2 and so reads the id and
+   * notifies (or sees that a producer after step 2 did). Only the consumer clears sleeping, once awake (see ring).
    *
    * Resolves 'spun' (the sequence moved while polling), 'pending', or waitAsync's answer ('ok',
    * 'not-equal'); only 'ok' means the event loop turned while we waited.
@@ -131,7 +147,8 @@ export class Doorbell {
         }
       } while (performance.now() < until);
     }
-    Atomics.store(cells, this.#sleeping, 1);
+    this.#sleeps = this.#sleeps % 0x7fffffff + 1;
+    Atomics.store(cells, this.#sleeping, this.#sleeps);
     if (pending()) {
       Atomics.store(cells, this.#sleeping, 0);
       return 'pending';
