@@ -233,6 +233,27 @@ describe('Doorbell', () => {
     expect(cell(sab, 1, 1)).toBe(0);
   });
 
+  it('a burst of rings to a sleeping node costs one notify per sleep, and the next sleep is notified again', async () => {
+    const sab = createDoorbell(2);
+    const notify = vi.spyOn(Atomics, 'notify');
+    try {
+      const consumer = new Doorbell(sab, 1);
+      const producer = new Doorbell(sab, 0);
+      const first = consumer.wait(() => false);
+      for (let i = 0; i < 5; i++) producer.ring(1);
+      expect(await first).toBe('ok');
+      const second = consumer.wait(() => false);
+      // Each sleep has its own id: the first sleep's notify does not cover this one.
+      expect(cell(sab, 1, 1)).toBe(2);
+      producer.ring(1);
+      producer.ring(1);
+      expect(await second).toBe('ok');
+      expect(notify).toHaveBeenCalledTimes(2);
+    } finally {
+      notify.mockRestore();
+    }
+  });
+
   it('wait with a spin budget returns spun, never sleeping, when the sequence moves while it polls', async () => {
     const sab = createDoorbell(1);
     const bell = new Doorbell(sab, 0);
