@@ -26,6 +26,9 @@ export class NodeActivity {
   readonly sab: SharedArrayBuffer;
   readonly #sequence: Int32Array;
   readonly #words: Float64Array;
+  /** What this writer last wrote: compared without reading shared memory on every call. */
+  #task = 0;
+  #thread = 0;
 
   constructor(sab: SharedArrayBuffer = new SharedArrayBuffer(ACTIVITY_BYTES)) {
     this.sab = sab;
@@ -35,16 +38,18 @@ export class NodeActivity {
 
   /** Node: code of `task` (of its `thread`, 0 for none) runs from now on; a stretch of the same code keeps its start. */
   enter(task: number, thread = 0): void {
-    if (this.#words[0] === task && this.#words[2] === thread) return;
+    if (this.#task === task && this.#thread === thread) return;
     this.#write(task, Date.now(), thread);
   }
 
   /** Node: no task code runs now. */
   leave(): void {
-    if (this.#words[0] !== 0) this.#write(0, 0, 0);
+    if (this.#task !== 0) this.#write(0, 0, 0);
   }
 
   #write(task: number, since: number, thread: number): void {
+    this.#task = task;
+    this.#thread = thread;
     Atomics.add(this.#sequence, 0, 1);
     this.#words[0] = task;
     this.#words[1] = since;

@@ -65,6 +65,10 @@ export function receivedType(right: RightInTransit): number {
   }
 }
 
+/** The rights and regions of a message that carries none: shared, and frozen so nothing adds to them. */
+const NO_RIGHTS: RightInTransit[] = Object.freeze([]) as unknown as RightInTransit[];
+const NO_REGIONS: OolRegion[] = Object.freeze([]) as unknown as OolRegion[];
+
 /** #sendSeq is swept of dead destinations whenever it reaches this size, or twice its last swept size. */
 const SEND_SEQ_SWEEP = 1024;
 
@@ -234,7 +238,7 @@ export class MachMsg {
 
   /** Takes the rights and memory into a kernel message and routes it. */
   #post(msg: MachMsgSend, dest: PortId, sendOnce: boolean): number {
-    const ool: OolRegion[] = [];
+    const ool: OolRegion[] = msg.ool === undefined || msg.ool.length === 0 ? NO_REGIONS : [];
     for (const descriptor of msg.ool ?? []) {
       const captured = this.#memory.capture(descriptor);
       if (captured.region === undefined) {
@@ -249,12 +253,10 @@ export class MachMsg {
     // make beside it, which may need the right it takes.
     const replyName = msg.localPort ?? MACH_PORT_NULL;
     const replyFirst = replyName === msg.remotePort && msg.remoteDisposition === MACH_MSG_TYPE_MOVE_SEND;
-    const takeReply = () => replyName === MACH_PORT_NULL ? null
-      : this.#task.rights.copyin(replyName as PortName, msg.localDisposition!).right;
-    const early = replyFirst ? takeReply() : null;
+    const early = replyFirst ? this.#takeReply(msg) : null;
     this.#task.rights.copyin(msg.remotePort as PortName, msg.remoteDisposition);
-    const reply = replyFirst ? early : takeReply();
-    const rights: RightInTransit[] = [];
+    const reply = replyFirst ? early : this.#takeReply(msg);
+    const rights: RightInTransit[] = msg.ports === undefined || msg.ports.length === 0 ? NO_RIGHTS : [];
     for (const descriptor of msg.ports ?? []) {
       const { right } = this.#task.rights.copyin(descriptor.name as PortName, descriptor.disposition);
       if (right === null) {
@@ -278,6 +280,12 @@ export class MachMsg {
       : this.#ipc.table.location(dest) === this.#ipc.node ? new Uint8Array(msg.body) : msg.body;
     this.#ipc.route({ dest, sendOnce, reply, id: msg.id ?? 0, body, rights, ool, sender: this.#task.taskPort, seq });
     return MACH_MSG_SUCCESS;
+  }
+
+  /** The header's reply right taken in (null for none). */
+  #takeReply(msg: MachMsgSend): RightInTransit | null {
+    const name = msg.localPort ?? MACH_PORT_NULL;
+    return name === MACH_PORT_NULL ? null : this.#task.rights.copyin(name as PortName, msg.localDisposition!).right;
   }
 
   /**
