@@ -41,7 +41,6 @@ export class Doorbell {
   readonly #sequence: number;
   readonly #sleeping: number;
   readonly #places: number;
-  readonly #notified: number;
   /** The id of this node's last sleep. */
   #sleeps = 0;
   /** Whether we rang another node since takeRang() last looked. */
@@ -58,7 +57,6 @@ export class Doorbell {
     this.#sequence = node * DOORBELL_CELL_WORDS + SEQUENCE;
     this.#sleeping = node * DOORBELL_CELL_WORDS + SLEEPING;
     this.#places = node * DOORBELL_CELL_WORDS + PLACES;
-    this.#notified = node * DOORBELL_CELL_WORDS + NOTIFIED;
   }
 
   /**
