@@ -184,16 +184,17 @@ export class MachMsg {
    */
   #trySend(msg: MachMsgSend, held?: PortId): number | { full: PortId } {
     const checked = this.#checkSend(msg);
-    const dest = typeof checked === 'number' ? undefined : checked.dest;
-    if (held !== undefined && (dest !== held || (checked as { sendOnce: boolean }).sendOnce)) this.#ipc.placeFreed(held);
+    // The handed place serves only a send through a send right to that same port.
+    const usesHeld = typeof checked !== 'number' && !checked.sendOnce && checked.dest === held;
+    if (held !== undefined && !usesHeld) this.#ipc.placeFreed(held);
     if (typeof checked === 'number') return checked;
-    const { sendOnce } = checked;
-    if (sendOnce) return this.#post(msg, checked.dest, true);
-    if (held === checked.dest) return this.#post(msg, held, false);
-    const reserved = this.#ipc.table.reserve(checked.dest);
-    if (reserved === 'reserved') return this.#post(msg, checked.dest, false);
-    return reserved === 'dead' ? MACH_SEND_INVALID_DEST : { full: checked.dest };
+    const { dest, sendOnce } = checked;
+    if (sendOnce || usesHeld) return this.#post(msg, dest, sendOnce);
+    const reserved = this.#ipc.table.reserve(dest);
+    if (reserved === 'reserved') return this.#post(msg, dest, false);
+    return reserved === 'dead' ? MACH_SEND_INVALID_DEST : { full: dest };
   }
+
 
   #checkSend(msg: MachMsgSend): number | { dest: PortId; sendOnce: boolean } {
     if (typeof msg !== 'object' || msg === null || !SEND_DISPOSITIONS.has(msg.remoteDisposition)) return MACH_SEND_INVALID_HEADER;
