@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  KERN_SUCCESS, MACH_MSG_SUCCESS, MACH_MSG_TYPE_COPY_SEND, MACH_MSG_TYPE_MAKE_SEND, MACH_MSG_TYPE_MOVE_SEND,
+  KERN_NODE_DOWN, KERN_SUCCESS, MACH_MSG_SUCCESS, MACH_MSG_TYPE_COPY_SEND, MACH_MSG_TYPE_MAKE_SEND, MACH_MSG_TYPE_MOVE_SEND,
   MACH_PORT_LIMITS_INFO, MACH_PORT_RIGHT_RECEIVE, MACH_SEND_INVALID_DEST, MACH_SEND_TIMED_OUT,
 } from '../src/shared/constants.js';
 import type { NodeId, TaskId } from '../src/shared/types.js';
@@ -136,7 +136,41 @@ describe('blocked senders, one node', () => {
 const IPC = fixture('ipc.mjs');
 const SEND = 0x1001;
 
+/** Polls the nodes' statistics (each try a kernel round trip) until each node has blocked a sender `least[node]` times. */
+async function untilBlocked(kernel: Awaited<ReturnType<typeof bootKernel>>, least: readonly number[]): Promise<void> {
+  for (let tries = 0; tries < 20_000; tries++) {
+    const statistics = await kernel.statistics();
+    if (least.every((count, node) => (statistics[node]!.ipc?.sendersBlocked ?? 0) >= count)) return;
+  }
+  throw new Error('the senders never blocked');
+}
+
 describe('blocked senders across nodes', () => {
+  it('a node that dies with senders in line loses its turn: the freed place goes to a survivor', async () => {
+    const kernel = await bootKernel({ nodes: 2 });
+    const holder = await kernel.bootstrapTask.createOn(0, { inheritMemory: false });
+    const service = await holder.allocatePort();
+    await holder.setPortAttributes(service, MACH_PORT_LIMITS_INFO, { queue_limit: 1 });
+    const [survivor, doomed] = await Promise.all([0, 1].map(async (node) => {
+      const sender = await kernel.bootstrapTask.createOn(node, { inheritMemory: false });
+      await sender.insertRight(SEND, await holder.extractRight(service, MACH_MSG_TYPE_MAKE_SEND), MACH_MSG_TYPE_MOVE_SEND);
+      return sender;
+    }));
+    const receive = async (count: number) => holder.execute(IPC, 'receiveNumbered', service, count, 10_000) as
+      Promise<{ kr: number; got: [number, number][] }>;
+    // The survivor fills the queue and waits; one receive hands node 0 a place, so node 1 is next in turn.
+    const survivorSends = survivor!.execute(IPC, 'sendNumbered', SEND, 0, 3);
+    await untilBlocked(kernel, [1, 0]);
+    expect(await receive(1)).toMatchObject({ kr: 0, got: [[0, 1]] });
+    const doomedSends = doomed!.execute(IPC, 'sendNumbered', SEND, 1, 1).then(() => 'sent', (error: { kr?: number }) => error.kr);
+    await untilBlocked(kernel, [2, 1]);
+    await kernel.crashNode(1);
+    expect(await doomedSends).toBe(KERN_NODE_DOWN);
+    // Node 1's turn went with it: the places the receives free are the survivor's.
+    expect(await receive(2)).toMatchObject({ kr: 0, got: [[0, 2], [0, 3]] });
+    expect(await survivorSends).toEqual({ node: 0, sent: 3, kr: 0 });
+  });
+
   it('senders on both nodes at a queue limit of 1 all get through, each in its order, none lost or doubled', async () => {
     const kernel = await bootKernel({ nodes: 2 });
     const holder = await kernel.bootstrapTask.createOn(1, { inheritMemory: false });
