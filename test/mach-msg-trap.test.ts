@@ -43,6 +43,26 @@ describe('mach_msg_trap', () => {
     expect(result.again).toEqual({ kr: KERN_SUCCESS, id: 9 });
   });
 
+  it('task code whose mach_msg calls all complete at once still lets its node serve the host (the timeslice)', async () => {
+    const kernel = await bootKernel({ nodes: 1 });
+    const task = await kernel.bootstrapTask.createOn(0, { inheritMemory: false });
+    const address = await task.allocate(kernel.pageSize);
+    const bytes = await task.view(address, 8);
+    const words = new Int32Array(bytes.buffer, bytes.byteOffset, 2);
+    const looping = task.execute(trap, 'loopUntilStopped', address);
+    // Each task_info is answered while the loop runs: the node's event loop turns every slice
+    // of calls. Without the slice the first one asked after the loop started would never be.
+    for (let tries = 0; Atomics.load(words, 1) === 0; tries++) {
+      expect(tries).toBeLessThan(20_000);
+      await task.info();
+    }
+    // The loop is running now and only the host stops it: this answer came from a busy node.
+    const seen = Atomics.load(words, 1);
+    expect(await task.info()).toMatchObject({ node: 0 });
+    Atomics.store(words, 0, 1);
+    expect(await looping).toBeGreaterThanOrEqual(seen);
+  });
+
   it('refuses to enter for a thread whose task was suspended under it, sending nothing', async () => {
     const kernel = await bootKernel({ nodes: 1 });
     const task = await kernel.bootstrapTask.createOn(0, { inheritMemory: false });

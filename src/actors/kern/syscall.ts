@@ -18,7 +18,7 @@ import type { TaskActor } from './task.js';
 import { machMsgTrap, resumesTaskCode, taskContext } from './task-code.js';
 import type { LocalRoutine } from './task-port.js';
 import type { ThreadActor } from './thread.js';
-import { sliceLeft } from './timeslice.js';
+import { nextTurn, sliceLeft } from './timeslice.js';
 
 /**
  * Runs `call` as a kernel call of `thread`, through the gate; one that `waits` shows as
@@ -39,7 +39,7 @@ export function syscall<T>(thread: ThreadActor, call: (abort: AbortSignal) => T 
 }
 
 async function gatedSlowly<T>(thread: ThreadActor, call: (abort: AbortSignal) => T | Promise<T>, waits: boolean): Promise<T> {
-  await new Promise<void>((resolve) => setImmediate(resolve));
+  await nextTurn();
   await thread.checkpoint();
   const running = Promise.resolve().then(() => call(thread.signal));
   const result = await (waits ? thread.waiting(running) : running);

@@ -15,7 +15,7 @@ import { KernError } from '../../shared/errors.js';
 import { taskIpcMach, type TaskCall } from '../../shared/ipc-facade.js';
 import { taskCreateMach, taskMach, type CallOnTask, type ForkOnTask } from '../../shared/task-facade.js';
 import type { TaskActor } from './task.js';
-import { sliceLeft } from './timeslice.js';
+import { nextTurn, sliceLeft } from './timeslice.js';
 
 export type TaskEntry = (...args: unknown[]) => unknown;
 export type CodeReply = { kr: number; value?: unknown; error?: SerializedError };
@@ -170,8 +170,12 @@ const NO_ABORT = new AbortController().signal;
  */
 export function taskContext(task: TaskActor, pageSize: number,
   call: (method: keyof NodeApi, args: unknown[]) => unknown, onTask: CallOnTask<number>, fork: ForkOnTask, thread = 0): TaskContext {
-  const mach = ((method: keyof NodeApi, ...args: unknown[]) =>
-    resumesTaskCode(task.id, call(method, args), thread)) as TaskCall;
+  // A thread's calls pass its gate, which keeps the timeslice (syscall.ts); code run by
+  // task.execute has no gate, so its calls keep it here: after a slice of calls that all
+  // completed at once, the next waits for the event loop to turn.
+  const mach = ((method: keyof NodeApi, ...args: unknown[]) => thread !== 0 || sliceLeft()
+    ? resumesTaskCode(task.id, call(method, args), thread)
+    : nextTurn().then(() => resumesTaskCode(task.id, call(method, args), thread))) as TaskCall;
   const onTaskPort = onTask as (name: number, ...rest: unknown[]) => Promise<{ kr: number }>;
   const callOn = ((name: number, ...rest: unknown[]) => resumesTaskCode(task.id, onTaskPort(name, ...rest), thread)) as CallOnTask<number>;
   return {

@@ -24,7 +24,7 @@ export function sliceLeft(): boolean {
   return ++callsThisTurn < SLICE;
 }
 
-/** Undefined while the slice lasts; a promise of the next macrotask turn once it is used up. */
-export function timeslice(): Promise<void> | undefined {
-  return sliceLeft() ? undefined : new Promise<void>((resolve) => setImmediate(resolve));
+/** The next macrotask turn: where a call waits once the slice is used up. */
+export function nextTurn(): Promise<void> {
+  return new Promise<void>((resolve) => setImmediate(resolve));
 }
