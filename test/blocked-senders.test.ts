@@ -171,6 +171,30 @@ describe('blocked senders across nodes', () => {
     expect(await survivorSends).toEqual({ node: 0, sent: 3, kr: 0 });
   });
 
+  it('a task terminated while its send waits leaves the line: the freed place goes to the next sender', async () => {
+    const kernel = await bootKernel({ nodes: 1 });
+    const holder = await kernel.bootstrapTask.createOn(0, { inheritMemory: false });
+    const service = await holder.allocatePort();
+    await holder.setPortAttributes(service, MACH_PORT_LIMITS_INFO, { queue_limit: 1 });
+    const [first, second] = await Promise.all([0, 1].map(async () => {
+      const sender = await kernel.bootstrapTask.createOn(0, { inheritMemory: false });
+      await sender.insertRight(SEND, await holder.extractRight(service, MACH_MSG_TYPE_MAKE_SEND), MACH_MSG_TYPE_MOVE_SEND);
+      return sender;
+    }));
+    // The first sender's first message fills the queue; its second waits first in line, the
+    // second sender's behind it.
+    const firstSends = first!.execute(IPC, 'sendNumbered', SEND, 0, 2).catch(() => 'terminated');
+    await untilBlocked(kernel, [1]);
+    const secondSends = second!.execute(IPC, 'sendNumbered', SEND, 1, 1);
+    await untilBlocked(kernel, [2]);
+    await first!.terminate();
+    await firstSends;
+    const batch = await holder.execute(IPC, 'receiveNumbered', service, 2, 10_000) as { kr: number; got: [number, number][] };
+    expect(batch).toMatchObject({ kr: 0, got: [[0, 1], [1, 1]] });
+    expect(await secondSends).toEqual({ node: 0, sent: 1, kr: 0 });
+    expect((await kernel.statistics())[0]!.ipc).toMatchObject({ sendersBlocked: 2 });
+  });
+
   it('senders on both nodes at a queue limit of 1 all get through, each in its order, none lost or doubled', async () => {
     const kernel = await bootKernel({ nodes: 2 });
     const holder = await kernel.bootstrapTask.createOn(1, { inheritMemory: false });

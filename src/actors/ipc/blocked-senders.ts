@@ -25,6 +25,8 @@ export interface BlockedSender {
 
 interface Waiter extends BlockedSender {
   readonly resolve: (wakeup: Wakeup) => void;
+  /** The sending task's kernel port (0: the kernel's own send), so a dying task leaves the line. */
+  readonly owner: number;
   /** Set when woken, so a sender leaving by its deadline after a place was handed gives it back. */
   wakeup?: Wakeup;
 }
@@ -62,7 +64,7 @@ export class BlockedSenders {
    * that found the queue full keeps its turn). Its node's flag is set before this returns, so
    * the caller's next look at the queue and any place freed afterwards cannot both miss it.
    */
-  block(port: PortId, first: boolean): BlockedSender {
+  block(port: PortId, first: boolean, owner = 0): BlockedSender {
     const slot = portSlot(port);
     let waiters = this.#bySlot.get(slot);
     if (waiters === undefined) {
@@ -71,7 +73,7 @@ export class BlockedSenders {
     }
     let resolve!: (wakeup: Wakeup) => void;
     const woken = new Promise<Wakeup>((settle) => { resolve = settle; });
-    const waiter: Waiter = { port, woken, resolve };
+    const waiter: Waiter = { port, woken, resolve, owner };
     if (first) waiters.unshift(waiter);
     else waiters.push(waiter);
     this.#counters.sendersBlocked++;
@@ -95,6 +97,21 @@ export class BlockedSenders {
     if (index < 0) return;
     waiters!.splice(index, 1);
     if (waiters!.length === 0) this.#emptied(slot);
+  }
+
+  /**
+   * Task `owner` (its kernel port) is terminated: its senders leave every line, told to look
+   * again (their send then fails: the task's rights are gone), so none swallows a place.
+   */
+  forget(owner: number): void {
+    for (const [slot, waiters] of [...this.#bySlot]) {
+      const leaving = waiters.filter((waiter) => waiter.owner === owner);
+      if (leaving.length === 0) continue;
+      const staying = waiters.filter((waiter) => waiter.owner !== owner);
+      if (staying.length > 0) this.#bySlot.set(slot, staying);
+      else this.#emptied(slot);
+      for (const waiter of leaving) waiter.resolve('look');
+    }
   }
 
   /** A sender woken with a handed place used it: it is no longer the sender's to give back. */

@@ -150,7 +150,7 @@ export class MachMsg {
     try {
       for (;;) {
         if (deadline.expired) return deadline.aborted ? MACH_SEND_INTERRUPTED : MACH_SEND_TIMED_OUT;
-        const sender = blocked.block(dest, first);
+        const sender = blocked.block(dest, first, this.#task.taskPort);
         // One more look with this node's flag up: a place freed before it is found here, one
         // freed after it is handed to us.
         const again = this.#trySend(msg);

@@ -346,6 +346,8 @@ export class TaskIpc {
    * registered rights are released, and its kernel port dies.
    */
   terminate(): void {
+    // Its blocked sends end first: a dead task must not hold a place in any line.
+    this.#ipc.blocked.forget(this.taskPort);
     for (const name of this.space.names()) {
       if (this.space.lookup(name) !== undefined) this.rights.destroy(name);
     }
