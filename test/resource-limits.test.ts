@@ -14,6 +14,8 @@ import { Ledger } from '../src/actors/kern/ledger.js';
 import { ObjectReferences, REF_TABLE_BYTES } from '../src/actors/vm/memory-object.js';
 import { NodeKernel, type NodeLinks } from '../src/actors/kern/node-kernel.js';
 import { PORT_SLOTS, PortKind, PortTable, portSlot } from '../src/actors/ipc/port-table.js';
+import { LocalPort } from '../src/actors/ipc/local-port.js';
+import { systemClock } from '../src/actors/ipc/clock.js';
 import type { NodeToNode, TaskLedgers } from '../src/shared/protocol.js';
 import type { NodeId, TaskId, PortId, MemoryObjectName } from '../src/shared/types.js';
 import { bootKernel, fixture, snapshot } from './helpers.js';
@@ -74,6 +76,28 @@ describe('the port table', () => {
     expect(zero.reserve(theirs[0]!)).toBe('dead');
     expect(zero.isAlive(mine)).toBe(true);
     expect(one.killNode(node1)).toEqual([]);
+  });
+
+  it('places handed to blocked senders hold no message: a port still drops the order state of dead senders', () => {
+    const table = new PortTable(PortTable.create(1), node0);
+    const port = table.allocate(PortKind.PORT)!;
+    const local = new LocalPort(port, systemClock);
+    const dead = table.allocate(PortKind.TASK)!;
+    local.expected.set(dead, 7);
+    table.kill(dead);
+    table.setQlimit(port, 1);
+    expect(table.reserve(port)).toBe('reserved');
+    table.setBlocked(portSlot(port), true);
+    // The message is dequeued and its place handed at once to the sender waiting here.
+    expect(table.unreserve(port)).toBe(node0);
+    expect([table.msgcount(port), table.handed(port)]).toEqual([1, 1]);
+    local.prune(table, true);
+    expect(local.expected.size).toBe(0);
+    // Used, the place holds a message in flight: then nothing is dropped.
+    local.expected.set(dead, 7);
+    table.handedUsed(port);
+    local.prune(table, true);
+    expect(local.expected.size).toBe(1);
   });
 
   it('a freed place is handed to one waiting node, nodes in turn; none waiting costs no wake', () => {

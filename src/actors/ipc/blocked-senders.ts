@@ -88,7 +88,7 @@ export class BlockedSenders {
     const waiter = sender as Waiter;
     if (waiter.wakeup === 'handed') {
       waiter.wakeup = undefined;
-      this.#giveBack(waiter.port);
+      this.#unused(waiter.port);
       return;
     }
     const slot = portSlot(sender.port);
@@ -125,7 +125,7 @@ export class BlockedSenders {
     const first = this.#bySlot.get(slot)?.[0];
     if (first === undefined) {
       this.#emptied(slot);
-      this.#giveBack(port);
+      this.#unused(port);
       return;
     }
     this.#wake(slot, 1, 'handed');
@@ -146,7 +146,7 @@ export class BlockedSenders {
       }
       const served = Math.min(handed, waiters.length);
       if (served > 0) this.#wake(slot, served, 'handed');
-      for (let extra = served; extra < handed; extra++) this.#giveBack(port);
+      for (let extra = served; extra < handed; extra++) this.#unused(port);
       const left = this.#bySlot.get(slot)?.length ?? 0;
       const free = Math.max(1, this.#table.qlimit(port)) - this.#table.msgcount(port);
       if (left > 0 && free > 0) this.#wake(slot, Math.min(free, left), 'look');
@@ -171,6 +171,7 @@ export class BlockedSenders {
       const wakeup = await deadline.race(sender.woken, undefined);
       if (wakeup === 'handed') {
         this.used(sender);
+        this.#table.handedUsed(port);
         if (this.#table.isAlive(port)) return 'reserved';
       }
       if (wakeup === undefined) this.leave(sender);
@@ -196,6 +197,12 @@ export class BlockedSenders {
     const handed = this.#table.setBlocked(slot, false);
     if (handed === 0) return;
     const port = this.#table.portInSlot(slot);
-    for (let place = 0; place < handed; place++) if (port !== undefined) this.#giveBack(port);
+    for (let place = 0; place < handed; place++) if (port !== undefined) this.#unused(port);
+  }
+
+  /** A handed place no sender here will use goes back (to the next waiting sender, or the queue). */
+  #unused(port: PortId): void {
+    this.#table.handedUsed(port);
+    this.#giveBack(port);
   }
 }

@@ -71,16 +71,18 @@ export class LocalPort {
   /**
    * Drops the order state of senders whose task died, when `expected` has grown to its pruning
    * size (or `always`). Safe only while no ordered message of the port is anywhere but its queue
-   * here: each holds a queue place in the table from send to dequeue, so a table count equal to
-   * the ordered messages queued here means none is held or on its way, and a dead task sends no
-   * more. Otherwise it is tried again on the next dequeue or new sender.
+   * here: each holds a queue place in the table from send to dequeue, so a table count (less the
+   * places handed to blocked senders, which hold no message yet) equal to the ordered messages
+   * queued here means none is held or on its way, and a dead task sends no more. Otherwise it is tried again on the next dequeue or new sender.
    */
   prune(table: PortTable, always = false): void {
     if (!always && this.expected.size < this.pruneAt) return;
     if (this.held.size > 0) return;
     let queued = 0;
     for (const kmsg of this.queue.queued) if (!kmsg.sendOnce) queued++;
-    if (table.msgcount(this.id) !== queued) return;
+    // Places handed to blocked senders hold no message: read first, they never hide one in flight.
+    const handed = table.handed(this.id);
+    if (table.msgcount(this.id) - handed !== queued) return;
     for (const sender of this.expected.keys()) {
       if (!table.isAlive(sender as PortId)) this.expected.delete(sender);
     }

@@ -183,6 +183,7 @@ export class MachMsg {
    * checks) and posts. Returns the kr, or the destination port when its queue is full.
    */
   #trySend(msg: MachMsgSend, held?: PortId): number | { full: PortId } {
+    if (held !== undefined) this.#ipc.table.handedUsed(held);
     const checked = this.#checkSend(msg);
     // The handed place serves only a send through a send right to that same port.
     const usesHeld = typeof checked !== 'number' && !checked.sendOnce && checked.dest === held;

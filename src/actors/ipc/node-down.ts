@@ -36,7 +36,10 @@ export interface SurvivingNode {
 export function nodeDown(here: SurvivingNode, node: NodeId): void {
   const { table, notices } = here;
   table.killNode(node);
-  for (const port of table.dropBlocked(node)) here.placeFreed(port);
+  for (const port of table.dropBlocked(node)) {
+    table.handedUsed(port);
+    here.placeFreed(port);
+  }
   for (const port of table.portsReceivedOn(node)) if (here.ports.has(port)) here.destroyPort(port);
   for (const [port, incoming] of here.incoming) {
     if (table.isAlive(port)) continue;

@@ -6,7 +6,7 @@
  *
  *   slots (WORDS Int32 each; slot 0 is the header):
  *     slot 0:  | next never-used slot | (unused) | free-list head (BigInt64: tag << 18 | slot) | ...
- *     slot s:  | generation | location | msgcount | qlimit | srights | kobject·kind | receiver | waiting
+ *     slot s:  | generation | location | msgcount | qlimit | srights | kobject·kind | receiver | waiting | handed
  *   links:     | next free slot of slot 0 | of slot 1 | ...                (PORT_SLOTS Int32)
  *   send-once: | node 0: rights to slot 0 | slot 1 | ... | node 1: ...     (nodes × PORT_SLOTS Int32)
  *   send:      | node 0: rights to slot 0 | slot 1 | ... | node 1: ...     (nodes × PORT_SLOTS Int32)
@@ -39,7 +39,7 @@ import { MAX_NODES, makeTaskId, type NodeId, type TaskId, type PortId } from '..
 export const PORT_SLOTS = 1 << 18;
 const SLOT_BITS = 18n;
 const SLOT_MASK = (1n << SLOT_BITS) - 1n;
-export const WORDS = 8;
+export const WORDS = 9;
 export const GENERATION = 0;
 export const LOCATION = 1;
 export const MSGCOUNT = 2;
@@ -49,6 +49,8 @@ export const SRIGHTS = 4;
 const KOBJECT_KIND = 5;
 const RECEIVER = 6;
 export const WAITING = 7;
+/** Queue places handed to blocked senders and not yet used or given back (port-table.ts). */
+export const HANDED = 8;
 const SLOTS_BYTES = PORT_SLOTS * WORDS * Int32Array.BYTES_PER_ELEMENT;
 const LINKS_BYTES = PORT_SLOTS * Int32Array.BYTES_PER_ELEMENT;
 
@@ -119,6 +121,7 @@ export class PortSlots {
     Atomics.store(this.words, base + SRIGHTS, 0);
     Atomics.store(this.words, base + KOBJECT_KIND, ((kobject === null ? 0 : Math.floor(kobject / MAX_NODES)) << KIND_BITS) | kind);
     Atomics.store(this.words, base + RECEIVER, this.self);
+    Atomics.store(this.words, base + HANDED, 0);
     for (let node = 0; node < this.nodeCount; node++) {
       Atomics.store(this.sendOnceCounts, node * PORT_SLOTS + slot, 0);
       Atomics.store(this.sendCounts, node * PORT_SLOTS + slot, 0);

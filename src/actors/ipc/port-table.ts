@@ -28,7 +28,7 @@
 import { MACH_PORT_QLIMIT_MAX } from '../../shared/constants.js';
 import type { NodeId, PortId } from '../../shared/types.js';
 import {
-  GENERATION, LOCATION, MSGCOUNT, NEXT_NEW_SLOT, PORT_SLOTS, PortSlots, QLIMIT, SRIGHTS, WAITING, WORDS, portSlot,
+  GENERATION, HANDED, LOCATION, MSGCOUNT, NEXT_NEW_SLOT, PORT_SLOTS, PortSlots, QLIMIT, SRIGHTS, WAITING, WORDS, portSlot,
 } from './port-slots.js';
 
 export { PORT_SLOTS, PortKind, portSlot, portTableBytes } from './port-slots.js';
@@ -146,6 +146,7 @@ export class PortTable extends PortSlots {
    */
   #handOff(port: PortId): NodeId | undefined {
     const slot = portSlot(port);
+    Atomics.add(this.words, this.at(port, HANDED), 1);
     for (let step = 0; step < this.nodeCount; step++) {
       const node = ((this.#nextToWake + step) % this.nodeCount) as NodeId;
       if (Atomics.load(this.blockedFlags, node * PORT_SLOTS + slot) === 0) continue;
@@ -157,13 +158,32 @@ export class PortTable extends PortSlots {
       // It cleared its flag meanwhile: it may have looked at its count before our add (it
       // clears the flag, then takes the count), so whichever of us takes the count gives it back.
       if (Atomics.load(this.blockedFlags, index) === 0) {
-        for (let back = Atomics.exchange(this.handedCounts, index, 0); back > 0; back--) this.unreserve(port);
+        for (let back = Atomics.exchange(this.handedCounts, index, 0); back > 0; back--) {
+          this.handedUsed(port);
+          this.unreserve(port);
+        }
       }
       return undefined;
     }
+    Atomics.sub(this.words, this.at(port, HANDED), 1);
     Atomics.sub(this.words, this.at(port, MSGCOUNT), 1);
     return undefined;
   }
+
+  /**
+   * A place handed to a blocked sender is used (its message is posted) or about to be given
+   * back: it no longer counts as handed. Every handed place passes here exactly once.
+   */
+  handedUsed(port: PortId): void {
+    if (this.isAlive(port)) Atomics.sub(this.words, this.at(port, HANDED), 1);
+  }
+
+  /**
+   * Queue places taken that hold no message and never will: handed to senders, not yet used.
+   * Read before msgcount, msgcount less this never counts a message in flight out (see
+   * LocalPort.prune).
+   */
+  handed(port: PortId): number { return Atomics.load(this.words, this.at(port, HANDED)); }
 
   /** The places of the port in `slot` handed to this node since it last looked (taken: now its to use or give back). */
   takeHanded(slot: number): number {
