@@ -38,7 +38,7 @@ const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 function setup(qlimit: number) {
   const clock = new ManualClock();
   const host = { post() {}, releaseObject() {}, holdRegions() {}, portDied() {} } as unknown as IpcHost;
-  const ipc = new NodeIpc(0 as NodeId, new PortTable(PortTable.create(), 0 as NodeId, () => ipc.blocked.recheck()), host, clock);
+  const ipc = new NodeIpc(0 as NodeId, new PortTable(PortTable.create(), 0 as NodeId), host, clock);
   const task = new TaskIpc(ipc, 1024 as TaskId, {} as OolMemory, null);
   const { name } = task.allocate(MACH_PORT_RIGHT_RECEIVE);
   const port = task.space.lookup(name as never)!.port!;

@@ -119,18 +119,6 @@ export class BlockedSenders {
     (sender as Waiter).wakeup = undefined;
   }
 
-  /** A place of `port` was handed to this node by this node (PortTable.unreserve): the first sender takes it. */
-  handTo(port: PortId): void {
-    const slot = portSlot(port);
-    const first = this.#bySlot.get(slot)?.[0];
-    if (first === undefined) {
-      this.#emptied(slot);
-      this.#unused(port);
-      return;
-    }
-    this.#wake(slot, 1, 'handed');
-  }
-
   /**
    * The doorbell said places were handed to this node, or a port its senders wait on died or
    * changed its limit: handed places go to the first senders in line (extra ones back), every

@@ -51,6 +51,7 @@ export class NodeIpc {
     this.#host = host;
     this.clock = clock;
     this.blocked = new BlockedSenders(table, this.counters, (port) => this.placeFreed(port));
+    table.wakeHereWith(() => this.blocked.recheck());
     this.notices = new Notifications({
       node, table, host, local: (port) => this.#ports.get(port), awaiting: (port) => this.#awaiting(port),
       route: (kmsg) => this.route(kmsg),
@@ -329,7 +330,7 @@ export class NodeIpc {
 
   /** A queue place of `port` is given back: one waiting sender, here or on another node, is woken for it. */
   placeFreed(port: PortId): void {
-    if (this.table.unreserve(port) === this.node) this.blocked.handTo(port);
+    this.table.unreserve(port);
   }
 
   /** Queues `kmsg` on `local` in its sender's order (LocalPort.accept), counted. */

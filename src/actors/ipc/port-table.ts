@@ -37,6 +37,8 @@ export type Reservation = 'reserved' | 'full' | 'dead';
 
 export class PortTable extends PortSlots {
   readonly #wakeSenders: (node: NodeId) => void;
+  /** Tells this node's own blocked senders to look at their handed places (NodeIpc sets it). */
+  #wakeHere: () => void = () => {};
   /** The node after the one this node last woke: waiting nodes are taken in turn. */
   #nextToWake = 0;
 
@@ -47,6 +49,14 @@ export class PortTable extends PortSlots {
   constructor(sab: SharedArrayBuffer, node: NodeId, wakeSenders: (node: NodeId) => void = () => {}) {
     super(sab, node);
     this.#wakeSenders = wakeSenders;
+  }
+
+  /** What wakes this node's own blocked senders (BlockedSenders.recheck), set by the node's IPC. */
+  wakeHereWith(wake: () => void): void { this.#wakeHere = wake; }
+
+  #wake(node: NodeId): void {
+    if (node === this.self) this.#wakeHere();
+    else this.#wakeSenders(node);
   }
 
   /** Before the slot can be reused: the nodes woken find this port dead and clear their flags. */
@@ -130,31 +140,29 @@ export class PortTable extends PortSlots {
    * A reserved place is given back (the message was dequeued, or never sent). If senders wait
    * for one, the place is taken again at once and handed to one of them (xnu's
    * ipc_mqueue_release_msgcount "gives away its slot"), so a sender that comes later cannot
-   * take it first: blocked senders get places in the order they blocked. Returns this node when
-   * the place is handed to a sender here (the caller hands it over, BlockedSenders.handTo).
+   * take it first: blocked senders get places in the order they blocked.
    */
-  unreserve(port: PortId): NodeId | undefined {
+  unreserve(port: PortId): void {
     Atomics.sub(this.words, this.at(port, MSGCOUNT), 1);
-    if (Atomics.load(this.words, this.at(port, WAITING)) === 0 || this.reserve(port) !== 'reserved') return undefined;
-    return this.#handOff(port);
+    if (Atomics.load(this.words, this.at(port, WAITING)) === 0 || this.reserve(port) !== 'reserved') return;
+    this.#handOff(port);
   }
 
   /**
    * Hands a place of `port` this node holds to the next waiting node in turn (see the class
-   * comment): its count of handed places rises and its doorbell rings. Returns this node when
-   * it is the one; gives the place back when none waits any more.
+   * comment): its count of handed places rises and its doorbell rings (this node's own senders
+   * are told at once, through the same count). Gives the place back when none waits any more.
    */
-  #handOff(port: PortId): NodeId | undefined {
+  #handOff(port: PortId): void {
     const slot = portSlot(port);
     Atomics.add(this.words, this.at(port, HANDED), 1);
     for (let step = 0; step < this.nodeCount; step++) {
       const node = ((this.#nextToWake + step) % this.nodeCount) as NodeId;
       if (Atomics.load(this.blockedFlags, node * PORT_SLOTS + slot) === 0) continue;
       this.#nextToWake = node + 1;
-      if (node === this.self) return node;
       const index = node * PORT_SLOTS + slot;
       Atomics.add(this.handedCounts, index, 1);
-      this.#wakeSenders(node);
+      this.#wake(node);
       // It cleared its flag meanwhile: it may have looked at its count before our add (it
       // clears the flag, then takes the count), so whichever of us takes the count gives it back.
       if (Atomics.load(this.blockedFlags, index) === 0) {
@@ -163,11 +171,10 @@ export class PortTable extends PortSlots {
           this.unreserve(port);
         }
       }
-      return undefined;
+      return;
     }
     Atomics.sub(this.words, this.at(port, HANDED), 1);
     Atomics.sub(this.words, this.at(port, MSGCOUNT), 1);
-    return undefined;
   }
 
   /**
@@ -195,7 +202,7 @@ export class PortTable extends PortSlots {
   #wakeAll(slot: number): void {
     if (Atomics.load(this.words, slot * WORDS + WAITING) === 0) return;
     for (let node = 0; node < this.nodeCount; node++) {
-      if (Atomics.load(this.blockedFlags, node * PORT_SLOTS + slot) !== 0) this.#wakeSenders(node as NodeId);
+      if (Atomics.load(this.blockedFlags, node * PORT_SLOTS + slot) !== 0) this.#wake(node as NodeId);
     }
   }
 

@@ -79,10 +79,7 @@ export class NodeKernel extends ThreadRoutines implements NodeApi {
     const post = links.post;
     this.#callNode = links.callNode;
     this.cache = new ObjectCache(this.id, startup.refTables, startup.holdings ?? [], startup.messageHoldings ?? [], post);
-    const wakeSenders = (node: NodeId): void => {
-      if (node === this.id) ipc.blocked.recheck();
-      else links.wakeSenders?.(node);
-    };
+    const wakeSenders = (node: NodeId): void => links.wakeSenders?.(node);
     const ipc = this.nodeIpc = new NodeIpc(this.id, new PortTable(startup.portTable, this.id, wakeSenders), {
       post: (node, traffic) => {
         if (this.#down.has(node)) {
