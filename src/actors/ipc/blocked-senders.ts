@@ -125,7 +125,29 @@ export class BlockedSenders {
    * sender of a dead port and as many as now fit a raised limit are told to look again.
    */
   recheck(): void {
+    // A place given back while this runs can be handed straight back here: that asks for
+    // another pass rather than a second recheck inside this one.
+    if (this.#rechecking) {
+      this.#again = true;
+      return;
+    }
+    this.#rechecking = true;
+    try {
+      do {
+        this.#again = false;
+        this.#recheckOnce();
+      } while (this.#again);
+    } finally {
+      this.#rechecking = false;
+    }
+  }
+
+  #rechecking = false;
+  #again = false;
+
+  #recheckOnce(): void {
     for (const [slot, waiters] of [...this.#bySlot]) {
+      if (this.#bySlot.get(slot) !== waiters) continue;
       const { port } = waiters[0]!;
       const handed = this.#table.takeHanded(slot);
       if (!this.#table.isAlive(port)) {
