@@ -131,11 +131,6 @@ export class PortTable extends PortSlots {
     }
   }
 
-  /** Whether a reserve would find a place free now (a snapshot). */
-  hasPlace(port: PortId): boolean {
-    return this.isAlive(port) && this.msgcount(port) < Math.max(1, this.qlimit(port));
-  }
-
   /**
    * A reserved place is given back (the message was dequeued, or never sent). If senders wait
    * for one, the place is taken again at once and handed to one of them (xnu's
