@@ -113,6 +113,9 @@ export class Kernel implements TaskKernel<Task, Thread> {
   /** How many nodes this kernel runs. */
   get nodes(): number { return this.#hosts.length; }
 
+  /** How many of them run in this process (all of them, outside a cluster). */
+  get localNodes(): number { return this.#hosts.length; }
+
   /** The first task, on node 0, with an empty address space. */
   get bootstrapTask(): Task { return this.#bootstrapTask!; }
 
