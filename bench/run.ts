@@ -32,6 +32,7 @@ export const SUITES: readonly SuiteEntry[] = [
   { name: 'ipc-scale', about: 'a mesh of tasks (2 and 4 nodes) vs a MessagePort mesh; 5, 50, 200 senders to one port', load: () => import('./ipc-scale.bench.js') },
   { name: 'channel', about: 'the ring + doorbell transport between two workers vs postMessage and Atomics', load: () => import('./channel.bench.js') },
   { name: 'threads', about: 'task.spawn vs piscina and new Worker; Game of Life vs piscina; token ring vs MessagePorts', load: () => import('./threads.bench.js') },
+  { name: 'cluster', about: 'two processes over a loopback nats-server: mach_msg RPC and one-way vs raw NATS; norma_task_clone across processes; vm_read 1 MiB vs a NATS 1 MiB request', load: () => import('./cluster.bench.js') },
 ];
 
 export interface BenchOptions {

@@ -19,6 +19,9 @@ import { Thread } from './thread.js';
 import type { ThreadId } from './shared/thread-types.js';
 import { DEFAULT_BUSY_WARNING_MS, NodeHost } from './workers/node-host.js';
 import type { NodeActivityReport } from './shared/node-activity.js';
+import { ClusterNode, clusterProcesses, recruit, type Recruited } from './cluster/cluster.js';
+import type { ClusterOptions } from './cluster/options.js';
+import type { LocalKernel } from './cluster/link.js';
 
 export interface BootOptions {
   /** How many nodes (worker threads) to start. Default: os.availableParallelism(). */
@@ -33,6 +36,17 @@ export interface BootOptions {
    * stretch. Default 5000; Infinity for never. See Kernel.nodeActivity().
    */
   readonly busyWarningMs?: number;
+  /**
+   * Spread the nodes over several OS processes joined through a NATS server (README: "A cluster"):
+   * this process hosts the first share, processes it spawns (`spawn`) or that run `norma node`
+   * elsewhere (`join`) the others. Node indexes stay global.
+   */
+  readonly cluster?: ClusterOptions;
+  /**
+   * @internal A cluster member's kernel (`norma node`): the global index of its first node, so
+   * task code there sees global node indexes. Default 0.
+   */
+  readonly nodeBase?: number;
 }
 
 const BOOTSTRAP_TOKEN: SecurityToken = [0, 0];
@@ -55,6 +69,9 @@ export class Kernel implements TaskKernel<Task, Thread> {
   #nextLedger = 2;
   /** The one stop every shutdown() call awaits. */
   #stopped: Promise<void> | undefined;
+  /** In a cluster: this process's part, and what recruiting started. */
+  #cluster: ClusterNode | undefined;
+  #recruited: Recruited | undefined;
 
   private constructor(hosts: NodeHost[], pageSize: number, memoryLimit: number) {
     this.#hosts = hosts;
@@ -90,19 +107,37 @@ export class Kernel implements TaskKernel<Task, Thread> {
     if (busyWarningMs !== Infinity && !(Number.isFinite(busyWarningMs) && busyWarningMs > 0)) {
       throw new RangeError('options.busyWarningMs must be a positive number or Infinity');
     }
-    const refTables = Array.from({ length: nodes }, () => new SharedArrayBuffer(REF_TABLE_BYTES));
-    const holdings = Array.from({ length: nodes }, () => MapHoldings.create());
-    const messageHoldings = Array.from({ length: nodes }, () => MapHoldings.create());
-    const hosts = await NodeHost.startAll(nodes, {
-      pageSize, refTables, portTable: PortTable.create(nodes), holdings, messageHoldings,
-    });
+    const nodeBase = options.nodeBase ?? 0;
+    if (!Number.isInteger(nodeBase) || nodeBase < 0 || nodeBase + nodes > MAX_NODES) {
+      throw new RangeError(`options.nodeBase must be an integer from 0 to ${MAX_NODES} - nodes`);
+    }
+    if (options.cluster !== undefined) clusterProcesses(options.cluster, nodes);
+    const recruited = options.cluster === undefined ? undefined : await recruit(options.cluster, nodes, pageSize);
+    const localNodes = recruited?.layout.shares[0] ?? nodes;
+    let hosts: NodeHost[];
+    try {
+      const refTables = Array.from({ length: localNodes }, () => new SharedArrayBuffer(REF_TABLE_BYTES));
+      const holdings = Array.from({ length: localNodes }, () => MapHoldings.create());
+      const messageHoldings = Array.from({ length: localNodes }, () => MapHoldings.create());
+      hosts = await NodeHost.startAll(localNodes, {
+        pageSize, refTables, portTable: PortTable.create(localNodes), holdings, messageHoldings,
+      }, nodeBase);
+    } catch (error) {
+      await recruited?.close();
+      throw error;
+    }
     for (const host of hosts) host.warnWhenBusy(busyWarningMs);
     const kernel = new Kernel(hosts, pageSize, memoryLimit);
+    kernel.#recruited = recruited;
     try {
       const ledgers = kernel.#rootLedgers.map((ledger) => ledger.ref) as unknown as TaskLedgers;
       const reply = await kernel.request(0 as NodeId, 'taskBootstrap', BOOTSTRAP_TOKEN, ledgers);
       if (reply.kr !== KERN_SUCCESS) throw new KernError(reply.kr, 'bootstrap task');
       kernel.#bootstrapTask = new Task(kernel, reply.task!, 0 as NodeId);
+      if (recruited !== undefined) {
+        kernel.#cluster = await ClusterNode.start(async () => kernel.#localView(), recruited.link, recruited.layout);
+        await kernel.#cluster.ready();
+      }
     } catch (error) {
       await kernel.shutdown();
       throw error;
@@ -110,8 +145,8 @@ export class Kernel implements TaskKernel<Task, Thread> {
     return kernel;
   }
 
-  /** How many nodes this kernel runs. */
-  get nodes(): number { return this.#hosts.length; }
+  /** How many nodes this kernel runs (in a cluster: in every process). */
+  get nodes(): number { return this.#cluster?.layout.nodes ?? this.#recruited?.layout.nodes ?? this.#hosts.length; }
 
   /** How many of them run in this process (all of them, outside a cluster). */
   get localNodes(): number { return this.#hosts.length; }
@@ -132,18 +167,21 @@ export class Kernel implements TaskKernel<Task, Thread> {
 
   /** Each node's default pager: how many memory objects it owns, and their bytes. */
   async pagerInfo(): Promise<PagerInfo[]> {
-    return Promise.all(this.#hosts.map(async (host) => {
-      const info = await this.request(host.node, 'pagerInfo');
-      return 'objects' in info ? info : { node: host.node, objects: 0, bytes: 0, down: true };
+    return Promise.all(this.#allNodes().map(async (node) => {
+      const info = await this.request(node, 'pagerInfo');
+      return 'objects' in info ? info : { node, objects: 0, bytes: 0, down: true };
     }));
   }
 
+  /** Every node's index, wherever it runs. */
+  #allNodes(): NodeId[] { return Array.from({ length: this.nodes }, (_, node) => node as NodeId); }
+
   /** host_statistics of every node (NodeStatistics); a node that is down answers `down: true` and zeros. */
   async statistics(): Promise<NodeStatistics[]> {
-    return Promise.all(this.#hosts.map(async (host) => {
-      const { kr, statistics } = await this.mach.host_statistics(host.node);
+    return Promise.all(this.#allNodes().map(async (node) => {
+      const { kr, statistics } = await this.mach.host_statistics(node);
       return statistics ?? {
-        node: host.node, tasks: 0, threads: 0, ports: 0, portSets: 0, kernelPorts: 0, regions: 0, memoryObjects: 0, bytes: 0,
+        node, tasks: 0, threads: 0, ports: 0, portSets: 0, kernelPorts: 0, regions: 0, memoryObjects: 0, bytes: 0,
         down: kr === KERN_NODE_DOWN,
       };
     }));
@@ -154,7 +192,8 @@ export class Kernel implements TaskKernel<Task, Thread> {
    * task code: the task whose code runs and since when (Date.now() ms), and how many calls wait.
    */
   nodeActivity(): NodeActivityReport[] {
-    return this.#hosts.map((host) => host.activity());
+    // A node in another process has no activity word here: it reports nothing pending.
+    return this.#allNodes().map((node) => this.#hosts[node]?.activity() ?? { node, pending: 0 });
   }
 
   /** True when `value` is a task handle of this kernel. */
@@ -182,7 +221,35 @@ export class Kernel implements TaskKernel<Task, Thread> {
    * memory objects the routine released for good are handed to their home pagers first.
    */
   async request<K extends keyof NodeApi>(node: NodeId, method: K, ...args: Parameters<NodeApi[K]>): Promise<Reply<K>> {
+    if (this.#cluster !== undefined && Number.isInteger(node) && node >= 0 && node < this.nodes) {
+      return this.#cluster.request(node, method, args);
+    }
     return this.#request(node, method, args);
+  }
+
+  /**
+   * This process's own kernel as the cluster's parts drive it: its nodes only, no routing
+   * (their calls on memory homed elsewhere are theirs to route).
+   */
+  #localView(): LocalKernel {
+    const kernel = this;
+    const view: LocalKernel = {
+      localNodes: this.#hosts.length,
+      pageSize: this.pageSize,
+      get bootstrapTask() { return kernel.bootstrapTask; },
+      get nodes() { return kernel.#hosts.length; },
+      mach: undefined as never,
+      owns: (value: unknown): value is Task => value instanceof Task && (value.kernel === kernel || value.kernel === view),
+      ownsThread: (value: unknown): value is Thread => value instanceof Thread && (value.ownedBy(kernel) || value.ownedBy(view)),
+      thread: (task, id) => new Thread(view as never, task, id),
+      request: (node, method, ...args) => kernel.#request(node, method, args),
+      fork: async (parent, mode, inheritMemory, childNode, ledgers) => {
+        const reply = await kernel.#forkLocal(view.owns(parent) ? parent : undefined, mode, inheritMemory, childNode, ledgers);
+        return reply.child === undefined ? { kr: reply.kr } : { kr: reply.kr, child: new Task(view, reply.child.id, reply.child.node) };
+      },
+    };
+    (view as { mach: LocalKernel['mach'] }).mach = createMach(view) as LocalKernel['mach'];
+    return view;
   }
 
   async #request<K extends keyof NodeApi>(node: NodeId, method: K, args: Parameters<NodeApi[K]>,
@@ -227,6 +294,25 @@ export class Kernel implements TaskKernel<Task, Thread> {
       return { kr: KERN_INVALID_ARGUMENT };
     }
     const target = childNode as NodeId;
+    const cluster = this.#cluster;
+    if (cluster !== undefined && cluster.isLocal(parent.node) && cluster.hasRemoteMemory(parent.id)) return { kr: cluster.refuseFork().kr };
+    if (cluster !== undefined && !(cluster.isLocal(parent.node) && cluster.isLocal(target))) {
+      // A ledger is a SharedArrayBuffer of this process: a child elsewhere counts against its own process's.
+      if (ledgers !== null && ledgers !== undefined) return { kr: KERN_INVALID_ARGUMENT };
+      const { kr, child } = await cluster.fork(parent.node, parent.id, mode, inheritMemory, target);
+      return child === undefined ? { kr } : { kr, child: new Task(this, child, target) };
+    }
+    return this.#forkLocal(parent, mode, inheritMemory, target, ledgers);
+  }
+
+  /** A fork whose parent and child both live in this process. */
+  async #forkLocal(parent: Task | undefined, mode: ForkMode, inheritMemory: unknown, childNode: unknown,
+    ledgers: TaskLedgers | null): Promise<{ kr: number; child?: Task }> {
+    if (parent === undefined || typeof inheritMemory !== 'boolean' || !Number.isInteger(childNode) ||
+        (childNode as number) < 0 || (childNode as number) >= this.#hosts.length) {
+      return { kr: KERN_INVALID_ARGUMENT };
+    }
+    const target = childNode as NodeId;
     const reply = await this.#request(parent.node, 'taskFork', [parent.id, mode, inheritMemory, target, ledgers],
       target === parent.node ? undefined : target);
     return reply.child === undefined ? { kr: reply.kr } : { kr: reply.kr, child: this.#task(reply.child) };
@@ -243,13 +329,21 @@ export class Kernel implements TaskKernel<Task, Thread> {
    */
   shutdown(): Promise<void> {
     if (this.#stopped === undefined) {
-      this.#stopped = Promise.all(this.#hosts.map((host) => host.stop())).then(() => {});
+      this.#stopped = (async () => {
+        await this.#cluster?.stop();
+        await this.#recruited?.close();
+        await Promise.all(this.#hosts.map((host) => host.stop()));
+      })();
     }
     return this.#stopped;
   }
 
-  /** Test hook: kills one node's worker abruptly, as a crash would. */
+  /** Test hook: kills one node's worker abruptly, as a crash would (in a cluster, wherever it runs). */
   async crashNode(node: number): Promise<void> {
+    if (this.#cluster !== undefined && Number.isInteger(node) && node >= this.#hosts.length && node < this.nodes) {
+      await this.#cluster.crash(node);
+      return;
+    }
     await this.#host(node as NodeId).crash();
   }
 }

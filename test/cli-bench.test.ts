@@ -105,7 +105,7 @@ describe('norma bench', () => {
     expect(help.stdout).toMatch(/^usage: norma bench \[suite\.\.\.\]/);
     for (const option of ['--quick', '--json', '--compare', '--list', '--out']) expect(help.stdout).toContain(option);
     const list = await bench(['--list']);
-    expect(list.stdout.trim().split('\n')).toEqual(['peers', 'task-create', 'mach-msg', 'ipc-scale', 'channel', 'threads']);
+    expect(list.stdout.trim().split('\n')).toEqual(['peers', 'task-create', 'mach-msg', 'ipc-scale', 'channel', 'threads', 'cluster']);
   });
 
   it('skips a peer whose package is not installed, with a message naming the package', async () => {

@@ -2,12 +2,13 @@
  * Shared test helpers: a kernel per test, shut down after it, and snapshots of task state for
  * "a rejected call changes nothing" checks.
  */
-import { afterEach, assert, expect } from 'vitest';
+import { afterEach, assert, expect, inject, it } from 'vitest';
 import {
   Kernel, KERN_SUCCESS, krName, MACH_PORT_RIGHT_DEAD_NAME, MACH_PORT_RIGHT_PORT_SET, MACH_PORT_RIGHT_RECEIVE,
   MACH_PORT_RIGHT_SEND, MACH_PORT_RIGHT_SEND_ONCE, VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE, type BootOptions,
   type RegionInfo, type Task,
 } from 'norma-rt';
+import { poolName } from './cluster/global-setup.js';
 
 const booted: Kernel[] = [];
 
@@ -15,9 +16,35 @@ afterEach(async () => {
   await Promise.all(booted.splice(0).map((kernel) => kernel.shutdown()));
 });
 
-/** Boots a kernel that is shut down after the current test. Two nodes unless told otherwise. */
+/**
+ * In the cluster pass (vitest.config.ts), the nats-server and `norma node` pool to split kernels over.
+ * The project provides it; outside that pass there is nothing to inject.
+ */
+const cluster = (() => { try { return inject('normaCluster'); } catch { return undefined; } })();
+
+/** True in the cluster pass: a kernel of two nodes or more runs its second half in another process. */
+export const crossProcess = cluster !== undefined;
+
+/**
+ * `it` for a test of what only one process can give (a raw view or Atomics on memory another
+ * node maps, pager internals, a queue limit exact to the message): in the cluster pass the test
+ * is skipped, with `why` in its name, so the report says what does not hold across processes.
+ */
+export function itInOneProcess(why: string): (name: string, fn: () => Promise<void> | void, timeout?: number) => void {
+  return crossProcess
+    ? (name, fn, timeout) => it.skip(`${name} [one process only: ${why}]`, fn, timeout)
+    : (name, fn, timeout) => it(name, fn, timeout);
+}
+
+/**
+ * Boots a kernel that is shut down after the current test. Two nodes unless told otherwise. In
+ * the cluster pass, a kernel of two nodes or more hosts its second half in a `norma node` process.
+ */
 export async function bootKernel(options: BootOptions = {}): Promise<Kernel> {
-  const kernel = await Kernel.boot({ nodes: 2, ...options });
+  const nodes = options.nodes ?? 2;
+  const split = cluster !== undefined && nodes >= 2 && options.cluster === undefined
+    ? { cluster: { nats: cluster.nats, name: poolName(cluster.name, process.env['VITEST_POOL_ID']), user: cluster.user, pass: cluster.pass, join: 1 } } : {};
+  const kernel = await Kernel.boot({ nodes: 2, ...options, ...split });
   booted.push(kernel);
   return kernel;
 }

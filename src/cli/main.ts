@@ -6,6 +6,7 @@
 import { demoCommand } from './demo.js';
 import { benchCommand } from './bench.js';
 import { stressCommand } from './stress.js';
+import { nodeCommand } from './node.js';
 import { UsageError } from './args.js';
 
 const USAGE = `usage: norma <command> [options]
@@ -14,6 +15,7 @@ commands:
   demo     the four task-creation calls, parent and child maps side by side
   stress   scenarios run by threads on every node, invariants checked, a seed to replay (norma stress --help)
   bench    the bench suites: peers side by side, ratios, charts (norma bench --help)
+  node     join a cluster through a NATS server and host nodes for it (norma node --help)
 
 norma <command> --help describes a command.
 npm start runs norma stress all: every scenario on all cores, a few seconds each.`;
@@ -29,6 +31,7 @@ async function main(argv: readonly string[]): Promise<number> {
       case 'demo': return await demoCommand(rest);
       case 'stress': return await stressCommand(rest);
       case 'bench': return await benchCommand(rest);
+      case 'node': return await nodeCommand(rest);
       default:
         console.error(`norma: unknown command '${command}'\n\n${USAGE}`);
         return 2;

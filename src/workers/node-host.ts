@@ -80,11 +80,13 @@ export class NodeHost {
 
   readonly #peers: NodeHost[];
 
-  private constructor(startup: Omit<NodeStartup, 'op'>, calls: CallTable, peers: NodeHost[]) {
+  private constructor(startup: Omit<NodeStartup, 'op'>, calls: CallTable, peers: NodeHost[], nodeBase: number) {
     this.node = startup.node;
     this.#calls = calls;
     this.#peers = peers;
-    this.#worker = new Worker(NODE_MAIN, { name: `norma-node-${startup.node}`, workerData: { activity: this.#activity.sab } });
+    this.#worker = new Worker(NODE_MAIN, {
+      name: `norma-node-${nodeBase + startup.node}`, workerData: { activity: this.#activity.sab, nodeBase },
+    });
     let ready!: () => void;
     this.#ready = new Promise<void>((resolve, reject) => {
       ready = resolve;
@@ -117,7 +119,9 @@ export class NodeHost {
    * answered NodeReady; if one fails to start, stops the rest and rejects with its error.
    */
   static async startAll(nodes: number,
-    startup: Omit<NodeStartup, 'op' | 'node' | 'peers' | 'nodes' | 'rings' | 'doorbell'>): Promise<NodeHost[]> {
+    startup: Omit<NodeStartup, 'op' | 'node' | 'peers' | 'nodes' | 'rings' | 'doorbell'>,
+    /** In a cluster member: the global index of its first node, which task code sees (task-code.ts). */
+    nodeBase = 0): Promise<NodeHost[]> {
     const capacity = ringCapacity(nodes);
     const rings = Array.from({ length: nodes * nodes }, (_, index) =>
       Math.floor(index / nodes) === index % nodes ? null : createRing(capacity));
@@ -133,7 +137,7 @@ export class NodeHost {
     const calls = new CallTable();
     const hosts: NodeHost[] = [];
     peers.forEach((nodePeers, node) =>
-      hosts.push(new NodeHost({ ...startup, node: node as NodeId, nodes, peers: nodePeers, rings, doorbell }, calls, hosts)));
+      hosts.push(new NodeHost({ ...startup, node: node as NodeId, nodes, peers: nodePeers, rings, doorbell }, calls, hosts, nodeBase)));
     const started = await Promise.allSettled(hosts.map((host) => host.#ready));
     const failure = started.find((result) => result.status === 'rejected');
     if (failure !== undefined) {

@@ -20,6 +20,9 @@ import { nextTurn, sliceLeft } from './timeslice.js';
 export type TaskEntry = (...args: unknown[]) => unknown;
 export type CodeReply = { kr: number; value?: unknown; error?: SerializedError };
 
+/** In a cluster member the global index of its first node (NodeHost's workerData); 0 elsewhere. */
+const nodeBase = Number((workerData as { nodeBase?: unknown } | null)?.nodeBase ?? 0);
+
 /** The host hands each node its activity word as workerData (see NodeHost); none outside a node. */
 const activity: NodeActivity | undefined = (workerData as { activity?: unknown } | null)?.activity instanceof SharedArrayBuffer
   ? new NodeActivity((workerData as { activity: SharedArrayBuffer }).activity)
@@ -179,12 +182,15 @@ export function taskContext(task: TaskActor, pageSize: number,
   const onTaskPort = onTask as (name: number, ...rest: unknown[]) => Promise<{ kr: number }>;
   const callOn = ((name: number, ...rest: unknown[]) => resumesTaskCode(task.id, onTaskPort(name, ...rest), thread)) as CallOnTask<number>;
   return {
-    node: task.node,
+    node: (task.node + nodeBase) as typeof task.node,
     task: task.id,
     pageSize,
     mach: {
       ...taskIpcMach(mach), ...taskMach(callOn),
-      ...taskCreateMach((...args) => resumesTaskCode(task.id, fork(...args), thread)),
+      // Task code names nodes globally; its node kernel knows only its own process's (a cluster
+      // member's share starts at nodeBase): a node outside them is out of range here.
+      ...taskCreateMach((parent, mode, inherit, childNode) => resumesTaskCode(task.id,
+        fork(parent, mode, inherit, typeof childNode === 'number' ? childNode - nodeBase : childNode), thread)),
       mach_msg_trap: machMsgTrap(task.id, thread, call, () => sliceLeft() ? NO_ABORT : undefined),
     },
     view: ((address: number, size: number, type: ViewType<ArrayBufferView> = Uint8Array) => {
