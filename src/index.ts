@@ -1,6 +1,6 @@
 /** norma-rt: the package root. Re-exports only. */
 export { Kernel, type BootOptions } from './kernel.js';
-export type { ClusterOptions } from './cluster/options.js';
+export type { ClusterOptions, ClusterProcessStatistics } from './cluster/options.js';
 export { Task, inheritanceName, type AllocateOptions, type CreateOptions, type TaskCreateOptions } from './task.js';
 export type { Mach, MachIpc, TaskInfoOut, VmRegionOut } from './mach.js';
 export { PortRight, type TaskIpcMach } from './shared/ipc-facade.js';

@@ -20,7 +20,7 @@ import type { ThreadId } from './shared/thread-types.js';
 import { DEFAULT_BUSY_WARNING_MS, NodeHost } from './workers/node-host.js';
 import type { NodeActivityReport } from './shared/node-activity.js';
 import { ClusterNode, clusterProcesses, recruit, type Recruited } from './cluster/cluster.js';
-import type { ClusterOptions } from './cluster/options.js';
+import type { ClusterOptions, ClusterProcessStatistics } from './cluster/options.js';
 import type { LocalKernel } from './cluster/link.js';
 
 export interface BootOptions {
@@ -185,6 +185,15 @@ export class Kernel implements TaskKernel<Task, Thread> {
         down: kr === KERN_NODE_DOWN,
       };
     }));
+  }
+
+  /**
+   * In a cluster, each process's figures: the nodes it hosts, whether it is down, its NATS link
+   * (frames, rejected forgeries, gaps, retransmits, reconnects), its gateway and remote tasks.
+   * Undefined outside a cluster.
+   */
+  async clusterStatistics(): Promise<ClusterProcessStatistics[] | undefined> {
+    return this.#cluster?.statistics();
   }
 
   /**

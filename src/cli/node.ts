@@ -43,7 +43,8 @@ export async function nodeCommand(argv: readonly string[]): Promise<number> {
   if (values.nats === undefined) throw new UsageError('--nats is required: the NATS server, nats://HOST:PORT');
   const servers = values.nats.split(',').map((url) => url.trim());
   if (servers.some((url) => !/^(nats|tls):\/\/[^\s]+$/.test(url))) throw new UsageError(`--nats must be nats://HOST:PORT, not '${values.nats}'`);
-  const env = process.env;
+  // An empty variable is no value (a shell's `VAR= norma node` clears it).
+  const env = Object.fromEntries(Object.entries(process.env).filter(([, value]) => value !== ''));
   const connect = {
     servers, name: values.name ?? 'norma',
     user: values.user ?? env['NORMA_NATS_USER'], pass: values.pass ?? env['NORMA_NATS_PASS'],

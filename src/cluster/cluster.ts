@@ -22,7 +22,7 @@ import type { ClusterLink, LocalKernel, ProcessIndex } from './link.js';
 import { RemoteTasks } from './remote-task.js';
 import { NatsTransport, type ClusterConnectOptions } from './transport.js';
 import type { Assignment, KernelMessage, KernelRequest, RightOnWire } from './wire.js';
-import type { ClusterOptions } from './options.js';
+import type { ClusterOptions, ClusterProcessStatistics } from './options.js';
 
 export type { ClusterOptions };
 
@@ -261,8 +261,31 @@ export class ClusterNode {
         await crash.call(this.#local, request.node);
         return { kr: KERN_SUCCESS };
       }
+      case 'statistics': return { kr: KERN_SUCCESS, ...this.#figures() };
       default: return { kr: KERN_INVALID_ARGUMENT };
     }
+  }
+
+  #figures(): Pick<ClusterProcessStatistics, 'transport' | 'gateway' | 'remoteTasks'> {
+    const link = this.#link as Partial<{ statistics(): Record<string, number> }>;
+    return {
+      transport: link.statistics?.(),
+      gateway: this.#gateway.statistics() as unknown as Record<string, unknown>,
+      remoteTasks: this.#remote.statistics() as unknown as Record<string, number>,
+    };
+  }
+
+  /** Every process's figures: its link, gateway and remote tasks (a process that is down says so). */
+  async statistics(): Promise<ClusterProcessStatistics[]> {
+    return Promise.all(this.layout.shares.map(async (share, proc) => {
+      const nodes = Array.from({ length: share }, (_, local) => this.layout.globalOf(proc, local));
+      if (proc === this.#link.self) return { process: proc, nodes, down: false, ...this.#figures() };
+      const reply = await this.#link.request(proc, 'kernel', { op: 'statistics' } satisfies KernelRequest) as
+        { kr: number } & Pick<ClusterProcessStatistics, 'transport' | 'gateway' | 'remoteTasks'>;
+      if (reply.kr !== KERN_SUCCESS) return { process: proc, nodes, down: true };
+      const { kr: _kr, ...figures } = reply;
+      return { process: proc, nodes, down: false, ...figures };
+    }));
   }
 
   async #runLocal(node: number, method: keyof NodeApi, args: readonly unknown[]): Promise<unknown> {

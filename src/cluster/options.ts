@@ -28,3 +28,19 @@ export interface ClusterOptions {
   readonly heartbeatMs?: number;
   readonly deadAfterMs?: number;
 }
+
+/** What one process of a cluster reports (Kernel.clusterStatistics). */
+export interface ClusterProcessStatistics {
+  /** Its index: 0 booted the kernel. */
+  readonly process: number;
+  /** The global indexes of the nodes it hosts. */
+  readonly nodes: readonly number[];
+  /** True when it is down (the other fields are then absent). */
+  readonly down: boolean;
+  /** Its NATS link: frames sent and received, rejected (forged, malformed), duplicates, gaps, retransmits, reconnects... */
+  readonly transport?: Readonly<Record<string, number>>;
+  /** Its gateway: proxies, exports, forwarded and delivered messages, what it dropped and why. */
+  readonly gateway?: Readonly<Record<string, unknown>>;
+  /** Its tasks with memory homed elsewhere and the holders it keeps for others. */
+  readonly remoteTasks?: Readonly<Record<string, number>>;
+}

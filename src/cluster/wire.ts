@@ -67,7 +67,9 @@ export type KernelRequest =
   | { readonly op: 'fork'; readonly node: number; readonly parent: number; readonly mode: 'create' | 'clone' | 'teleport';
       readonly inheritMemory: boolean; readonly childNode: number }
   /** Test hook: kill local node `node`'s worker as a crash would. */
-  | { readonly op: 'crash'; readonly node: number };
+  | { readonly op: 'crash'; readonly node: number }
+  /** That process's cluster figures (ClusterProcessStatistics, less process, nodes and down). */
+  | { readonly op: 'statistics' };
 
 /** One-way, process 0 to the others: the kernel shuts down; stop the local kernel. */
 export type KernelMessage = { readonly op: 'shutdown' };
