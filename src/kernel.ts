@@ -72,6 +72,8 @@ export class Kernel implements TaskKernel<Task, Thread> {
   /** In a cluster: this process's part, and what recruiting started. */
   #cluster: ClusterNode | undefined;
   #recruited: Recruited | undefined;
+  /** A host view of this process's port table: it reads, and allocates nothing. */
+  #ports!: PortTable;
 
   private constructor(hosts: NodeHost[], pageSize: number, memoryLimit: number) {
     this.#hosts = hosts;
@@ -114,13 +116,14 @@ export class Kernel implements TaskKernel<Task, Thread> {
     if (options.cluster !== undefined) clusterProcesses(options.cluster, nodes);
     const recruited = options.cluster === undefined ? undefined : await recruit(options.cluster, nodes, pageSize);
     const localNodes = recruited?.layout.shares[0] ?? nodes;
+    const portTable = PortTable.create(localNodes);
     let hosts: NodeHost[];
     try {
       const refTables = Array.from({ length: localNodes }, () => new SharedArrayBuffer(REF_TABLE_BYTES));
       const holdings = Array.from({ length: localNodes }, () => MapHoldings.create());
       const messageHoldings = Array.from({ length: localNodes }, () => MapHoldings.create());
       hosts = await NodeHost.startAll(localNodes, {
-        pageSize, refTables, portTable: PortTable.create(localNodes), holdings, messageHoldings,
+        pageSize, refTables, portTable, holdings, messageHoldings,
       }, nodeBase);
     } catch (error) {
       await recruited?.close();
@@ -129,13 +132,14 @@ export class Kernel implements TaskKernel<Task, Thread> {
     for (const host of hosts) host.warnWhenBusy(busyWarningMs);
     const kernel = new Kernel(hosts, pageSize, memoryLimit);
     kernel.#recruited = recruited;
+    kernel.#ports = new PortTable(portTable, 0 as NodeId);
     try {
       const ledgers = kernel.#rootLedgers.map((ledger) => ledger.ref) as unknown as TaskLedgers;
       const reply = await kernel.request(0 as NodeId, 'taskBootstrap', BOOTSTRAP_TOKEN, ledgers);
       if (reply.kr !== KERN_SUCCESS) throw new KernError(reply.kr, 'bootstrap task');
       kernel.#bootstrapTask = new Task(kernel, reply.task!, 0 as NodeId);
       if (recruited !== undefined) {
-        kernel.#cluster = await ClusterNode.start(async () => kernel.#localView(), recruited.link, recruited.layout);
+        kernel.#cluster = await ClusterNode.start(async () => kernel.asLocalKernel(), recruited.link, recruited.layout);
         await kernel.#cluster.ready();
       }
     } catch (error) {
@@ -237,12 +241,15 @@ export class Kernel implements TaskKernel<Task, Thread> {
   }
 
   /**
-   * This process's own kernel as the cluster's parts drive it: its nodes only, no routing
-   * (their calls on memory homed elsewhere are theirs to route).
+   * @internal This process's own kernel as the cluster's parts drive it (src/cluster): its
+   * nodes only, no routing (their calls on memory homed elsewhere are theirs to route).
    */
-  #localView(): LocalKernel {
+  asLocalKernel(): LocalKernel & { shutdown(): Promise<void> } {
     const kernel = this;
-    const view: LocalKernel = {
+    const view: LocalKernel & { shutdown(): Promise<void> } = {
+      queueLimit: (port) => kernel.#ports.qlimit(port),
+      crashNode: (node) => kernel.#host(node as NodeId).crash(),
+      shutdown: () => kernel.shutdown(),
       localNodes: this.#hosts.length,
       pageSize: this.pageSize,
       get bootstrapTask() { return kernel.bootstrapTask; },

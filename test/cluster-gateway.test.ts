@@ -152,6 +152,23 @@ describe('messages across processes', () => {
     const [sa, sb] = await settled(a, b);
     expect(sa.delivered).toBe(1);
     expect(sb.forwarded).toBe(1);
+    expect(sb.sharedOolCopied).toBe(0);
+  });
+
+  it('carries out-of-line memory sent with share: true as a copy, and counts it (sharedOolCopied)', async () => {
+    const { a, b } = await cluster();
+    const { receiver, port, sender } = await across(a, b);
+    const page = b.kernel.pageSize;
+    const address = await sender.allocate(page);
+    await sender.write(address, Uint8Array.of(1, 2, 3));
+    await sender.send(to(SEND, { id: 5, ool: [{ address, size: page, share: true }] }));
+    const got = await receive(receiver, port);
+    expect(await receiver.read(got.ool[0]!.address, 3)).toEqual(Uint8Array.of(1, 2, 3));
+    // A copy: the receiver's write does not reach the sender.
+    await receiver.write(got.ool[0]!.address, Uint8Array.of(9));
+    expect(await sender.read(address, 1)).toEqual(Uint8Array.of(1));
+    const [, sb] = await settled(a, b);
+    expect(sb.sharedOolCopied).toBe(1);
   });
 
   it('keeps each sender\'s order with 3 senders in two processes x 200 messages: no loss, no duplicate', async () => {

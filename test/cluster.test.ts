@@ -95,7 +95,7 @@ describe.skipIf(natsServerPath() === undefined)('a kernel over two processes joi
     for (let id = 1; id <= 5; id++) expect(await rpc(sender, receiver, port, reply, id)).toBe(id + 100);
     expect((await kernel.statistics()).map((node) => node.node)).toEqual([0, 1, 2]);
     expect((await kernel.clusterStatistics())![1]!.gateway).toMatchObject({ delivered: expect.any(Number) });
-  });
+  }, 60_000);
 
   it('a node process killed mid-call: the call fails with KERN_NODE_DOWN, its ports become dead names with their notifications, later calls fail too', async () => {
     startMember('kill');
@@ -196,5 +196,5 @@ describe.skipIf(natsServerPath() === undefined)('a kernel over two processes joi
     expect(await run([])).toMatchObject({ code: 2, out: expect.stringContaining('--nats is required') });
     expect(await run(['--nats', 'http://x'])).toMatchObject({ code: 2, out: expect.stringContaining('--nats must be') });
     expect(await run(['--nats', 'nats://127.0.0.1:1'])).toMatchObject({ code: 2, out: expect.stringContaining('credentials') });
-  });
+  }, 60_000);
 });

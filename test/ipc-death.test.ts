@@ -4,7 +4,7 @@
  * its send rights (no-senders fires); port-destroyed rescues a receive right; send-once rights
  * that die unused send their notification; a teleported task's old kernel port dies.
  */
-import { assert, describe, expect, it } from 'vitest';
+import { assert, describe, expect, it, vi } from 'vitest';
 import {
   KERN_SUCCESS, MACH_MSG_TYPE_COPY_SEND, MACH_MSG_TYPE_MAKE_SEND, MACH_MSG_TYPE_MAKE_SEND_ONCE,
   MACH_MSG_TYPE_MOVE_RECEIVE, MACH_MSG_TYPE_MOVE_SEND, MACH_MSG_TYPE_MOVE_SEND_ONCE,
@@ -14,7 +14,7 @@ import {
   MACH_PORT_TYPE_RECEIVE, MACH_PORT_TYPE_SEND, MACH_RCV_MSG, MACH_RCV_PORT_DIED, MACH_RCV_TIMED_OUT,
   MACH_SEND_INVALID_DEST, MACH_SEND_MSG, TASK_KERNEL_PORT, type Kernel, type Task,
 } from 'norma-rt';
-import { bootKernel, rejectsWith } from './helpers.js';
+import { bootKernel, itInOneProcess, rejectsWith } from './helpers.js';
 
 const SEND = 0x1001;
 
@@ -179,7 +179,8 @@ describe('notifications', () => {
     const client = await newTask(kernel, 1);
     await giveSend(server, port, client);
     await server.destroyPort(port);
-    expect(await client.portType(SEND)).toBe(MACH_PORT_TYPE_DEAD_NAME);
+    // Across processes the death reaches the client's node asynchronously, as across NORMA nodes.
+    await vi.waitFor(async () => expect(await client.portType(SEND)).toBe(MACH_PORT_TYPE_DEAD_NAME));
     const notify = await requestDeadName(client, SEND, 1);
     expect(await notification(client, notify)).toMatchObject({ id: MACH_NOTIFY_DEAD_NAME, body: word(SEND) });
     expect(await client.getRefs(SEND, MACH_PORT_RIGHT_DEAD_NAME)).toBe(2);
@@ -220,7 +221,7 @@ describe('a dying port', () => {
     expect(await notification(client, notify)).toMatchObject({ id: MACH_NOTIFY_NO_SENDERS, body: word(1) });
   });
 
-  it('fails a sender blocked on its full queue with MACH_SEND_INVALID_DEST and its own waiting receiver with MACH_RCV_PORT_DIED', async () => {
+  itInOneProcess("a remote sender gets the credit window and its proxy's queue ahead of the port's queue limit")('fails a sender blocked on its full queue with MACH_SEND_INVALID_DEST and its own waiting receiver with MACH_RCV_PORT_DIED', async () => {
     const kernel = await bootKernel();
     const server = await newTask(kernel, 1);
     const port = await server.allocatePort();

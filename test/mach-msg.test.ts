@@ -17,7 +17,7 @@ import {
   MACH_SEND_INVALID_RIGHT, MACH_SEND_INVALID_TYPE, MACH_SEND_MSG, MACH_SEND_TIMED_OUT,
   MACH_SEND_TIMEOUT, type Kernel, type MachMsgSend, type Task,
 } from 'norma-rt';
-import { bootKernel, fixture, rejectsWith, spaceState } from './helpers.js';
+import { bootKernel, fixture, itInOneProcess, rejectsWith, spaceState } from './helpers.js';
 
 /** The name every sender here holds its send right under. */
 const SEND = 0x1001;
@@ -166,25 +166,28 @@ describe('mach_msg send and receive', () => {
     expect((await receiveOne(receiver, receive!)).id).toBe(24);
   });
 
-  it.each([[false], [true]])('maps out-of-line memory into the receiver on another node (share %s): copied, or shared both ways', async (share) => {
-    const kernel = await bootKernel();
-    const { sender, receiver, port } = await pair(kernel, 0, 1);
-    const page = kernel.pageSize;
-    const region = await sender.allocate(2 * page);
-    const data = Uint8Array.from({ length: 2 * page }, (_, index) => index % 251);
-    await sender.write(region, data);
-    await sender.send(to(SEND, { id: 3, ool: [{ address: region, size: 2 * page, share }] }));
+  for (const share of [false, true]) {
+    (share ? itInOneProcess('out-of-line memory sent with share: true arrives as a copy in another process') : it)(
+      `maps out-of-line memory into the receiver on another node (share ${share}): copied, or shared both ways`, async () => {
+      const kernel = await bootKernel();
+      const { sender, receiver, port } = await pair(kernel, 0, 1);
+      const page = kernel.pageSize;
+      const region = await sender.allocate(2 * page);
+      const data = Uint8Array.from({ length: 2 * page }, (_, index) => index % 251);
+      await sender.write(region, data);
+      await sender.send(to(SEND, { id: 3, ool: [{ address: region, size: 2 * page, share }] }));
 
-    const got = await receiveOne(receiver, port);
-    expect(got.ool).toHaveLength(1);
-    const { address, size } = got.ool[0]!;
-    expect(size).toBe(2 * page);
-    expect(await receiver.read(address, size)).toEqual(data);
-    await receiver.write(address, Uint8Array.of(0xee));
-    await sender.write(region + page, Uint8Array.of(0xdd));
-    expect((await sender.read(region, 1))[0]).toBe(share ? 0xee : 0);
-    expect((await receiver.read(address + page, 1))[0]).toBe(share ? 0xdd : page % 251);
-  });
+      const got = await receiveOne(receiver, port);
+      expect(got.ool).toHaveLength(1);
+      const { address, size } = got.ool[0]!;
+      expect(size).toBe(2 * page);
+      expect(await receiver.read(address, size)).toEqual(data);
+      await receiver.write(address, Uint8Array.of(0xee));
+      await sender.write(region + page, Uint8Array.of(0xdd));
+      expect((await sender.read(region, 1))[0]).toBe(share ? 0xee : 0);
+      expect((await receiver.read(address + page, 1))[0]).toBe(share ? 0xdd : page % 251);
+    });
+  }
 
   it('deallocates the sender range with deallocate: true, the data arriving intact', async () => {
     const kernel = await bootKernel();
@@ -209,7 +212,7 @@ describe('mach_msg timeouts and the queue limit', () => {
     await rejectsWith(receiver.receive(port, { timeout: 1 }), MACH_RCV_TIMED_OUT);
   });
 
-  it('with qlimit 5 and no receiver a 6th send times out with MACH_SEND_TIMEOUT; without, it completes once a receive frees a place; nothing is lost', async () => {
+  itInOneProcess("a remote sender gets the credit window and its proxy's queue ahead of the port's queue limit")('with qlimit 5 and no receiver a 6th send times out with MACH_SEND_TIMEOUT; without, it completes once a receive frees a place; nothing is lost', async () => {
     const kernel = await bootKernel();
     const { sender, receiver, port } = await pair(kernel, 0, 1);
     expect(await receiver.portAttributes(port, MACH_PORT_LIMITS_INFO)).toEqual({ queue_limit: 5 });

@@ -61,7 +61,7 @@ export async function nodeCommand(argv: readonly string[]): Promise<number> {
   const log = (line: string): void => console.error(`norma node: ${line}`);
   log(`waiting on ${servers.join(',')} for a kernel of cluster '${connect.name}'`);
   try {
-    await serveClusters(connect, (nodes, pageSize, nodeBase) => Kernel.boot({ nodes, pageSize, nodeBase }), {
+    await serveClusters(connect, async (nodes, pageSize, nodeBase) => (await Kernel.boot({ nodes, pageSize, nodeBase })).asLocalKernel(), {
       processId: values.id, once: values.once, signal: abort.signal, log,
     });
   } finally {

@@ -94,13 +94,20 @@ export async function recruit(options: ClusterOptions, nodes: number, pageSize: 
   const close = async (): Promise<void> => {
     await Promise.all(children.map((child) => stopChild(child)));
   };
+  // A spawned process that exits before it joins fails the boot at once, not at the timeout.
+  let exitedEarly!: (error: Error) => void;
+  const early = new Promise<never>((_, reject) => { exitedEarly = reject; });
+  early.catch(() => {});
+  for (const child of children) {
+    child.once('exit', (code, signal) => exitedEarly(new RangeError(`a spawned norma node exited (${signal ?? `code ${code}`}) before it joined`)));
+  }
   try {
-    const link = await NatsTransport.host(connectOptions(options), {
+    const link = await Promise.race([early, NatsTransport.host(connectOptions(options), {
       members: processes - 1,
       processIds: (options.join ?? 0) === 0 ? ids : undefined,
       timeoutMs: options.timeoutMs ?? 30_000,
       assignment: () => ({ shares: layout.shares, pageSize } satisfies Assignment),
-    });
+    })]);
     return { link, layout, close: async () => { await link.close(); await close(); } };
   } catch (error) {
     await close();
@@ -254,11 +261,8 @@ export class ClusterNode {
         return child === undefined ? { kr } : { kr, child: child.id };
       }
       case 'crash': {
-        const crash = (this.#local as Partial<{ crashNode(node: number): Promise<void> }>).crashNode;
-        if (crash === undefined || !Number.isInteger(request.node) || request.node < 0 || request.node >= this.#local.localNodes) {
-          return { kr: KERN_INVALID_ARGUMENT };
-        }
-        await crash.call(this.#local, request.node);
+        if (!Number.isInteger(request.node) || request.node < 0 || request.node >= this.#local.localNodes) return { kr: KERN_INVALID_ARGUMENT };
+        await this.#local.crashNode(request.node);
         return { kr: KERN_SUCCESS };
       }
       case 'statistics': return { kr: KERN_SUCCESS, ...this.#figures() };

@@ -49,6 +49,8 @@ export interface ReceiveStatus {
 export class GatewayContext {
   forwarded = 0;
   delivered = 0;
+  /** Out-of-line regions the sender shared (share: true) that crossed as a copy all the same. */
+  sharedOolCopied = 0;
   readonly dropped = new Map<string, number>();
   /** The last failure a chain caught (a bug, or a kernel going down under it), for statistics. */
   lastError: string | undefined;

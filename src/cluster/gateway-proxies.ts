@@ -215,6 +215,8 @@ export class Proxies {
     for (const port of msg.ports) ports.push(await this.#toWire(port.name, port.type, dest, after));
     const ool: Uint8Array[] = [];
     for (const region of msg.ool) {
+      // Still mapped by another task (its sender shared it): the copy that crosses does not stay shared.
+      if ((await g('vmRegion', region.address)).region?.shared === true) this.#here.sharedOolCopied++;
       const read = await g('vmRead', region.address, region.size);
       if (read.data === undefined) this.#here.drop('ool-unreadable');
       ool.push(read.data ?? new Uint8Array(0));

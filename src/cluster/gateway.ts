@@ -21,8 +21,16 @@
  * queue. A receive right that crosses leaves its old port behind as a forwarder to the new one
  * (what is queued there and what comes later follows, in order); chains are not collapsed and
  * there are no location hints yet, so a right that crossed twice goes through both gateways.
- * Requests registered on a migrated port stay with the old port. A forwarder closes when its
- * last send right goes, and send-once rights made for the old port before it moved then die.
+ * Requests registered on a migrated port stay with the old port. A receive right is exported
+ * before the gateway holds it (under a token; taking it needs the gateway's node, which a task
+ * may be holding), and its queue limit travels with it: the kernel reads it from the port table
+ * (LocalKernel.queueLimit), else the gateway reads it once it holds the right. The rest of
+ * MACH_PORT_RECEIVE_STATUS is not carried: the new port's seqno and make-send count start
+ * afresh, its msgcount grows as the old queue is forwarded, and pd/ns requests stay behind.
+ * Out-of-line memory sent with share: true crosses as a copy (a process cannot map another's
+ * memory): mach_msg succeeds, and statistics().sharedOolCopied counts it. A forwarder closes
+ * when its last send right goes, and send-once rights made for the old port before it moved
+ * then die.
  * A send-once export has no dead-name request: its proxy learns of the death only by using it.
  * A grant for a third process that the granting process never delivered (it went down between
  * the two) stays counted until the third process goes down.
@@ -67,6 +75,12 @@ export interface GatewayStatistics {
   /** Messages sent on to a home process, and messages delivered here to a real port. */
   readonly forwarded: number;
   readonly delivered: number;
+  /**
+   * Out-of-line regions sent with share: true that crossed to another process as a copy: a
+   * process cannot map another's memory, so sharing stops at the process boundary (counted,
+   * never silent; mach_msg still succeeds).
+   */
+  readonly sharedOolCopied: number;
   /** Forwarded messages the home has not acknowledged yet. */
   readonly acksOutstanding: number;
   /** Frames refused, messages that could not be delivered, and other drops, by reason. */
@@ -183,7 +197,7 @@ export class Gateway {
     const here = this.#here;
     return {
       ...this.#proxies.statistics(), ...this.#exports.statistics(),
-      forwarded: here.forwarded, delivered: here.delivered, dropped: Object.fromEntries(here.dropped),
+      forwarded: here.forwarded, delivered: here.delivered, sharedOolCopied: here.sharedOolCopied, dropped: Object.fromEntries(here.dropped),
       ...(this.#loopEnded === undefined ? {} : { loopEnded: this.#loopEnded }),
       ...(here.lastError === undefined ? {} : { lastError: here.lastError }),
     };

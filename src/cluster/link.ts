@@ -9,7 +9,7 @@
  * service is seen after every earlier `post` or `request` from the same process to the same one.
  */
 import type { NodeApi, Reply } from '../shared/protocol.js';
-import type { NodeId } from '../shared/types.js';
+import type { NodeId, PortId } from '../shared/types.js';
 import type { Task } from '../task.js';
 import type { TaskKernel } from '../mach.js';
 import type { Thread } from '../thread.js';
@@ -25,6 +25,10 @@ export type { ProcessIndex };
 export interface LocalKernel extends TaskKernel<Task, Thread> {
   readonly localNodes: number;
   readonly bootstrapTask: Task;
+  /** Port `port`'s queue limit, read from this process's port table without a node (so a frozen node does not hold it up). */
+  queueLimit(port: PortId): number;
+  /** Test hook: kills local node `node`'s worker as a crash would. */
+  crashNode(node: number): Promise<void>;
   request<K extends keyof NodeApi>(node: NodeId, method: K, ...args: Parameters<NodeApi[K]>): Promise<Reply<K>>;
 }
 
