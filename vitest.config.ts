@@ -6,6 +6,7 @@ import { natsServerPath } from './test/cluster/nats-server.js';
  * by a real nats-server (test/cluster/global-setup.ts; bootKernel in test/helpers.ts).
  */
 const CLUSTER_SUITES = [
+  'test/vm-*.test.ts', 'test/task-create.test.ts', 'test/task-lifecycle.test.ts', 'test/norma-task-*.test.ts',
   'test/mach-msg.test.ts', 'test/mach-port.test.ts', 'test/port.test.ts', 'test/ipc-*.test.ts',
 ];
 

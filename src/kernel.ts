@@ -311,7 +311,11 @@ export class Kernel implements TaskKernel<Task, Thread> {
     }
     const target = childNode as NodeId;
     const cluster = this.#cluster;
-    if (cluster !== undefined && cluster.isLocal(parent.node) && cluster.hasRemoteMemory(parent.id)) return { kr: cluster.refuseFork().kr };
+    if (cluster !== undefined && cluster.isLocal(parent.node) && cluster.hasRemoteMemory(parent.id)) {
+      if (!cluster.isLocal(target)) return { kr: cluster.refuseFork().kr };
+      const { kr, child } = await cluster.forkHere(parent.node, parent.id, mode, inheritMemory, target, ledgers);
+      return child === undefined ? { kr } : { kr, child: new Task(this, child, target) };
+    }
     if (cluster !== undefined && !(cluster.isLocal(parent.node) && cluster.isLocal(target))) {
       // A ledger is a SharedArrayBuffer of this process: a child elsewhere counts against its own process's.
       if (ledgers !== null && ledgers !== undefined) return { kr: KERN_INVALID_ARGUMENT };

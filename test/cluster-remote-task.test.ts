@@ -263,6 +263,34 @@ describe('remote memory lifetime', () => {
     expect(await taskCount(k0)).toBe(before);
   });
 
+  it('a task_create from a clone in the child\'s process shares its SHARE ranges through the same holder and copies its COPY ones', async () => {
+    const { k0, r0, r1, onChild, fork } = await twoProcesses();
+    const { parent, page, share, copy, none, readOnly } = await parentWithRegions(k0);
+    const before = await taskCount(k0);
+    const cloned = (await fork(parent, 'clone')).child!;
+    const made = await onChild('taskFork', cloned, 'create', true, CHILD_NODE, null);
+    expect(made.kr).toBe(KERN_SUCCESS);
+    const grandchild = made.child!;
+    const regions = (await onChild('vmRegions', grandchild)).regions!;
+    expect(regions.map((region) => region.address)).toEqual([share, copy, readOnly]);
+    expect(regions.map(attributes)).toEqual((await parent.regions()).filter((region) => region.address !== none).map(attributes));
+    expect(regions.map((region) => region.object.startsWith('p0/'))).toEqual([true, false, false]);
+    await parent.write(share, Uint8Array.of(0x66));
+    expect((await onChild('vmRead', grandchild, share, 1)).data).toEqual(Uint8Array.of(0x66));
+    await parent.write(copy, Uint8Array.of(0x77));
+    expect((await onChild('vmRead', grandchild, copy, 2)).data).toEqual(Uint8Array.of(0x22, 0x22));
+    expect((await onChild('vmRead', grandchild, readOnly + page, 1)).data).toEqual(Uint8Array.of(0x44));
+    expect((await onChild('vmWrite', grandchild, readOnly, Uint8Array.of(1))).kr).toBe(KERN_PROTECTION_FAILURE);
+    // One holder serves both; it goes only with the last of them, and a routed task_terminate answers after that.
+    expect((await onChild('taskTerminate', cloned)).kr).toBe(KERN_SUCCESS);
+    expect(r0.statistics().holders).toBe(1);
+    expect((await onChild('vmRead', grandchild, share, 1)).data).toEqual(Uint8Array.of(0x66));
+    expect((await onChild('taskTerminate', grandchild)).kr).toBe(KERN_SUCCESS);
+    expect(r0.statistics().holders).toBe(0);
+    expect(r1.statistics().remoteRanges).toBe(0);
+    expect(await taskCount(k0)).toBe(before);
+  });
+
   it('a home process that goes down: routed reads answer KERN_NODE_DOWN, local memory still reads', async () => {
     const { k0, network, onChild, fork } = await twoProcesses();
     const { parent, share, copy } = await parentWithRegions(k0);

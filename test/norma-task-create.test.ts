@@ -9,7 +9,7 @@ import {
   KERN_INVALID_ADDRESS, KERN_INVALID_ARGUMENT, KERN_NODE_DOWN, KERN_RESOURCE_SHORTAGE, KERN_SUCCESS,
   VM_INHERIT_COPY, VM_INHERIT_SHARE, type Task,
 } from 'norma-rt';
-import { bootKernel, byteAt, expectSplitRegionPassedPieceByPiece, fixture, normaFaces, snapshot, threeRegionParent, rejectsWith } from './helpers.js';
+import { bootKernel, byteAt, expectSplitRegionPassedPieceByPiece, fixture, itInOneProcess, normaFaces, snapshot, threeRegionParent, rejectsWith } from './helpers.js';
 
 /** Atomics.waitAsync: in Node 20, but not in the ES2023 lib this project compiles against. */
 const waitAsync = (Atomics as unknown as {
@@ -134,7 +134,7 @@ describe('norma_task_create', () => {
     await expectSplitRegionPassedPieceByPiece(await bootKernel(), (parent) => parent.createOn(1));
   });
 
-  it('gives the remote child the parent security token and ledgers', async () => {
+  itInOneProcess('a ledger is a SharedArrayBuffer of one process: a child in another counts against its own process')('gives the remote child the parent security token and ledgers', async () => {
     const kernel = await bootKernel();
     const page = kernel.pageSize;
     const [wired, paged] = [kernel.createLedger(Infinity), kernel.createLedger(4 * page)];

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import {
   KERN_INVALID_ARGUMENT, KERN_TERMINATED, VM_INHERIT_COPY, VM_PROT_READ, type Task,
 } from 'norma-rt';
-import { bootKernel, fixture, normaFaces, snapshot, threeRegionParent, rejectsWith } from './helpers.js';
+import { bootKernel, fixture, itInOneProcess, normaFaces, snapshot, threeRegionParent, rejectsWith } from './helpers.js';
 
 /** Regions without the `shared` flag, which teleport is expected to change. */
 function layout(regions: Awaited<ReturnType<Task['regions']>>) {
@@ -19,7 +19,7 @@ function layout(regions: Awaited<ReturnType<Task['regions']>>) {
 const faces = normaFaces('norma_task_teleport');
 
 describe.each(faces)('norma_task_teleport through %s', (_face, teleport) => {
-  it('moves all the memory to the child on child_node, contents and inheritance intact, shared with nobody', async () => {
+  itInOneProcess('a move to another process copies the pages: new objects on the child\'s node')('moves all the memory to the child on child_node, contents and inheritance intact, shared with nobody', async () => {
     const kernel = await bootKernel();
     const { parent } = await threeRegionParent(kernel);
     const before = await snapshot(parent);
@@ -129,7 +129,7 @@ describe('norma_task_teleport', () => {
     expect((await child.read(share, 1))[0]).toBe(0x99);
   });
 
-  it('can hop back: node 0 to node 1 to node 0, memory and pagers unchanged', async () => {
+  itInOneProcess('a move to another process copies the pages: new objects on each hop')('can hop back: node 0 to node 1 to node 0, memory and pagers unchanged', async () => {
     const kernel = await bootKernel();
     const { parent } = await threeRegionParent(kernel);
     const before = await snapshot(parent);

@@ -7,7 +7,7 @@ import { assert, describe, expect, it } from 'vitest';
 import {
   DEFAULT_PAGE_SIZE, KERN_INVALID_ADDRESS, KERN_INVALID_ARGUMENT, KERN_RESOURCE_SHORTAGE, KERN_SUCCESS, VM_INHERIT_COPY, VM_INHERIT_SHARE, VM_PROT_ALL, VM_PROT_READ, type Kernel, type Ledger, type Task,
 } from 'norma-rt';
-import { bootKernel, byteAt, expectSplitRegionPassedPieceByPiece, snapshot, threeRegionParent, rejectsWith } from './helpers.js';
+import { bootKernel, byteAt, expectSplitRegionPassedPieceByPiece, itInOneProcess, snapshot, threeRegionParent, rejectsWith } from './helpers.js';
 
 type Create = (kernel: Kernel, parent: Task, inheritMemory: boolean) => Promise<Task>;
 
@@ -263,7 +263,7 @@ describe('task_create ledgers', () => {
     expect(await byteAt(parent, copied)).toBe(0);
   });
 
-  it('bounds every descendant of the bootstrap task together by the kernel memoryLimit, on every node', async () => {
+  itInOneProcess('a ledger is a SharedArrayBuffer of one process: each process bounds its own share')('bounds every descendant of the bootstrap task together by the kernel memoryLimit, on every node', async () => {
     const kernel = await bootKernel({ memoryLimit: 4 * DEFAULT_PAGE_SIZE });
     const page = kernel.pageSize;
     const paged = kernel.rootLedgers[1];

@@ -5,7 +5,7 @@ import {
   VM_INHERIT_COPY, VM_INHERIT_NONE, VM_INHERIT_SHARE, VM_PROT_ALL,
   VM_PROT_DEFAULT, VM_PROT_READ,
 } from 'norma-rt';
-import { bootKernel, snapshot } from './helpers.js';
+import { bootKernel, itInOneProcess, snapshot } from './helpers.js';
 
 const BASE = 0x100000;
 
@@ -112,7 +112,7 @@ describe('vm_region', () => {
     expect(await parent.region(BASE)).toMatchObject({ shared: false });
   });
 
-  it('vm_region reports shared false while only a queued message references the object, true once another task maps it', async () => {
+  itInOneProcess('a message for another process is taken off its queue at once by the gateway')('vm_region reports shared false while only a queued message references the object, true once another task maps it', async () => {
     const kernel = await bootKernel({ nodes: 2 });
     const sender = await kernel.bootstrapTask.createOn(0, { inheritMemory: false });
     const receiver = await kernel.bootstrapTask.createOn(1, { inheritMemory: false });

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import {
   KERN_FAILURE, KERN_INVALID_ARGUMENT, KERN_NOT_SUPPORTED, KERN_PROTECTION_FAILURE, KERN_SUCCESS,
 } from '../shared/constants.js';
-import type { ForkMode, NodeApi, RegionInfo, Reply } from '../shared/protocol.js';
+import type { ForkMode, NodeApi, RegionInfo, Reply, TaskLedgers } from '../shared/protocol.js';
 import type { RightInTransit } from '../shared/message.js';
 import type { NodeId, TaskId } from '../shared/types.js';
 import { Task } from '../task.js';
@@ -219,6 +219,13 @@ export class ClusterNode {
     return { kr: KERN_NOT_SUPPORTED, why: 'a task whose memory is homed in another cluster process cannot be forked yet' };
   }
 
+  /** A fork of local task `parent` (with memory homed in another process) onto global node `childNode` of this process. */
+  forkHere(parentNode: NodeId, parent: TaskId, mode: ForkMode, inheritMemory: boolean, childNode: NodeId,
+    ledgers: TaskLedgers | null): Promise<{ kr: number; child?: TaskId }> {
+    return this.#remote.forkHere(this.layout.localOf(parentNode) as NodeId, parent, mode, inheritMemory,
+      this.layout.localOf(childNode) as NodeId, ledgers);
+  }
+
   /** Whether local task `task` has memory homed in another process. */
   hasRemoteMemory(task: TaskId): boolean { return this.#remote.hasRemoteMemory(task); }
 
@@ -256,7 +263,9 @@ export class ClusterNode {
         if (![node, childNode].every((index) => Number.isInteger(index) && index >= 0 && index < this.#local.localNodes)) {
           return { kr: KERN_INVALID_ARGUMENT };
         }
-        if (this.#remote.hasRemoteMemory(parent as TaskId)) return this.refuseFork();
+        if (this.#remote.hasRemoteMemory(parent as TaskId)) {
+          return this.#remote.forkHere(node as NodeId, parent as TaskId, mode, inheritMemory, childNode as NodeId);
+        }
         const { kr, child } = await this.#local.fork(new Task(this.#local, parent as TaskId, node as NodeId), mode, inheritMemory, childNode, null);
         return child === undefined ? { kr } : { kr, child: child.id };
       }

@@ -23,14 +23,20 @@ const SCRATCH_NAME = 0x7f000001;
 const NAME_STEP = 0x100;
 
 /**
- * Builds the child of `image` on `node`. On failure after the child exists, it is terminated
- * (taking the rights inserted so far with it) and nothing is left behind.
+ * The child-to-be on `node`: an empty task made from this process's bootstrap task, reserved
+ * before the image is captured so a node that goes down meanwhile is seen (remote-task.ts).
  */
-export async function buildChild(kernel: LocalKernel, rights: RightTranslator, node: NodeId, image: WireTaskImage):
-  Promise<{ kr: number; child?: TaskId; bytesCopied: number }> {
+export async function reserveChild(kernel: LocalKernel, node: NodeId): Promise<{ kr: number; child?: TaskId }> {
   const made = await kernel.fork(kernel.bootstrapTask, 'create', false, node, null);
-  if (made.child === undefined) return { kr: made.kr, bytesCopied: 0 };
-  const child = made.child.id;
+  return made.child === undefined ? { kr: made.kr } : { kr: made.kr, child: made.child.id };
+}
+
+/**
+ * Lays `image` into the reserved `child` on `node`. On failure the child is terminated (taking
+ * the rights inserted so far with it) and nothing is left behind.
+ */
+export async function fillChild(kernel: LocalKernel, rights: RightTranslator, node: NodeId, child: TaskId, image: WireTaskImage):
+  Promise<{ kr: number; bytesCopied: number }> {
   let kr = (await kernel.request(node, 'taskSetSecurityToken', child, image.token)).kr;
   if (kr === KERN_SUCCESS) kr = await inheritPorts(kernel, rights, node, child, image);
   let bytesCopied = 0;
@@ -43,14 +49,14 @@ export async function buildChild(kernel: LocalKernel, rights: RightTranslator, n
     await kernel.request(node, 'taskTerminate', child);
     return { kr, bytesCopied: 0 };
   }
-  return { kr, child, bytesCopied };
+  return { kr, bytesCopied };
 }
 
 /**
  * One region at its address: its bytes when copied; a placeholder with maximum protection
  * VM_PROT_NONE when shared (remote-memory.ts keeps the child's real attributes).
  */
-async function layRegion(kernel: LocalKernel, node: NodeId, child: TaskId, region: WireRegion): Promise<number> {
+export async function layRegion(kernel: LocalKernel, node: NodeId, child: TaskId, region: WireRegion): Promise<number> {
   const steps: (() => Promise<{ kr: number }>)[] = [
     () => kernel.request(node, 'vmAllocate', child, region.address, region.size, false),
     ...(region.data === undefined ? [] : [() => kernel.request(node, 'vmWrite', child, region.address, region.data!)]),

@@ -9,7 +9,7 @@
  * holder's map, so both sides see one memory object and nothing silently diverges.
  */
 import {
-  KERN_INVALID_ADDRESS, KERN_INVALID_ARGUMENT, KERN_NOT_SUPPORTED, KERN_PROTECTION_FAILURE, KERN_SUCCESS,
+  KERN_INVALID_ADDRESS, KERN_INVALID_ARGUMENT, KERN_PROTECTION_FAILURE, KERN_SUCCESS,
   VM_PROT_ALL, VM_PROT_READ, VM_PROT_WRITE,
 } from '../shared/constants.js';
 import type { RegionInfo } from '../shared/protocol.js';
@@ -50,6 +50,8 @@ export type Ask = (proc: ProcessIndex, request: MemoryRequest) => Promise<Reply>
 export class RemoteMemory {
   /** Pieces by task, in address order, with the node the task lives on. */
   readonly #tasks = new Map<TaskId, { node: NodeId; pieces: Piece[] }>();
+  /** Holders a fork in progress will hand to its child: kept while the parent may end meanwhile. */
+  readonly #retained = new Map<string, number>();
   routedCalls = 0;
 
   constructor(private readonly kernel: LocalKernel, private readonly ask: Ask) {}
@@ -67,18 +69,52 @@ export class RemoteMemory {
     if (pieces.length > 0) this.#tasks.set(task, { node, pieces: pieces.sort((a, b) => a.start - b.start) });
   }
 
-  /** The task is gone: its pieces go, and the holders they named (for the caller to release). */
+  /** Copies of the task's pieces, in address order (none for a task without remote memory). */
+  pieces(task: TaskId): Piece[] { return this.#pieces(task).map((piece) => ({ ...piece })); }
+
+  /** Keeps the holders of `pieces` while a fork hands them on (released by unretain). */
+  retain(pieces: readonly Piece[]): void {
+    for (const key of holderKeys(pieces)) this.#retained.set(key, (this.#retained.get(key) ?? 0) + 1);
+  }
+
+  /** Undoes retain; answers the holders no task of this process uses any more (to release). */
+  unretain(pieces: readonly Piece[]): Piece[] {
+    for (const key of holderKeys(pieces)) {
+      const count = (this.#retained.get(key) ?? 1) - 1;
+      if (count > 0) this.#retained.set(key, count);
+      else this.#retained.delete(key);
+    }
+    return this.#orphans(pieces);
+  }
+
+  /** The task is gone: its pieces go; answers the holders no task of this process uses any more (to release). */
   forget(task: TaskId): Piece[] {
     const entry = this.#tasks.get(task);
     this.#tasks.delete(task);
-    return entry?.pieces ?? [];
+    return this.#orphans(entry?.pieces ?? []);
+  }
+
+  /** One piece per holder of `pieces` that no task here maps and no fork in progress keeps. */
+  #orphans(pieces: readonly Piece[]): Piece[] {
+    return pieces.filter((piece, index) => {
+      const key = holderKey(piece);
+      return pieces.findIndex((other) => holderKey(other) === key) === index && !this.#inUse(key);
+    });
+  }
+
+  /** Whether a task here (other than `except`) maps a piece of holder `key`, or a fork keeps it. */
+  #inUse(key: string, except?: TaskId): boolean {
+    if (this.#retained.has(key)) return true;
+    for (const [task, { pieces }] of this.#tasks) {
+      if (task !== except && pieces.some((piece) => holderKey(piece) === key)) return true;
+    }
+    return false;
   }
 
   /**
    * Runs `method` here when it is about memory homed elsewhere; undefined when it is not (the
    * caller runs it on the local kernel as usual). Codes: those of the local routine, with
-   * KERN_PROTECTION_FAILURE for a raw view of a piece (with `why`), KERN_NOT_SUPPORTED for a
-   * task_create of a task with pieces, and KERN_NODE_DOWN when the home process is down.
+   * KERN_PROTECTION_FAILURE for a raw view of a piece (with `why`), and KERN_NODE_DOWN when the home process is down.
    */
   route(node: number, method: string, args: readonly unknown[]): Promise<Reply> | undefined {
     const task = args[0] as TaskId;
@@ -96,10 +132,6 @@ export class RemoteMemory {
       case 'vmProtect': routed = this.#touches(task, a, b) ? this.#protect(task, a as number, b as number, c, d) : undefined; break;
       case 'vmInherit': routed = this.#touches(task, a, b) ? this.#inherit(task, a as number, b as number, c) : undefined; break;
       case 'vmDeallocate': routed = this.#touches(task, a, b) ? this.#deallocate(task, a as number, b as number) : undefined; break;
-      case 'taskFork': routed = Promise.resolve({
-        kr: KERN_NOT_SUPPORTED,
-        why: `task ${task} maps memory homed in another process; creating a task from it is not supported yet`,
-      }); break;
       default: routed = undefined;
     }
     if (routed !== undefined) this.routedCalls++;
@@ -343,7 +375,8 @@ export class RemoteMemory {
 
   /**
    * vm_deallocate: the kernel unmaps the whole range (placeholders too); the pieces in it go and
-   * the home unmaps them from the holder, which is released when nothing of it is left.
+   * the home unmaps them from the holder (unless another task here still maps that holder),
+   * which is released when no task here uses it any more.
    */
   async #deallocate(task: TaskId, address: number, size: number): Promise<Reply> {
     const reply = await this.kernel.request(this.#node(task), 'vmDeallocate', task, address, size);
@@ -354,17 +387,20 @@ export class RemoteMemory {
     const entry = this.#tasks.get(task)!;
     const gone = entry.pieces.filter((piece) => piece.start >= start && piece.end <= end);
     entry.pieces = entry.pieces.filter((piece) => !gone.includes(piece));
-    await Promise.all(gone.map((piece) => this.ask(piece.home, {
+    await Promise.all(gone.filter((piece) => !this.#inUse(holderKey(piece), task)).map((piece) => this.ask(piece.home, {
       op: 'unmap', node: piece.holderNode, holder: piece.holder, address: piece.start, size: piece.end - piece.start,
     })));
-    const released = gone.filter((piece, index) =>
-      !entry.pieces.some((left) => left.home === piece.home && left.holder === piece.holder) &&
-      gone.findIndex((other) => other.home === piece.home && other.holder === piece.holder) === index);
     if (entry.pieces.length === 0) this.#tasks.delete(task);
+    const released = this.#orphans(gone);
     await Promise.all(released.map((piece) => this.ask(piece.home, { op: 'release', node: piece.holderNode, holder: piece.holder })));
     return reply;
   }
 }
+
+/** A holder as the pieces naming it share it: its home process and task there. */
+function holderKey(piece: Piece): string { return `${piece.home}:${piece.holder}`; }
+
+function holderKeys(pieces: readonly Piece[]): Set<string> { return new Set(pieces.map(holderKey)); }
 
 function isQuantity(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) >= 0;

@@ -7,18 +7,18 @@
  * stay homed in the parent's process, kept alive by a holder task there (remote-memory.ts).
  */
 import {
-  EXC_MASK_ALL, KERN_INVALID_ARGUMENT, KERN_NODE_DOWN, KERN_PROTECTION_FAILURE, KERN_SUCCESS, MACH_MSG_TYPE_MOVE_SEND, MACH_PORT_DEAD,
-  MACH_PORT_NULL, TASK_BOOTSTRAP_PORT, TASK_EXCEPTION_PORT, TASK_SAMPLE_PORT, VM_INHERIT_SHARE,
+  KERN_ABORTED, KERN_INVALID_ARGUMENT, KERN_NODE_DOWN, KERN_NOT_SUPPORTED, KERN_PROTECTION_FAILURE, KERN_SUCCESS, VM_INHERIT_COPY,
+  VM_INHERIT_SHARE,
 } from '../shared/constants.js';
-import type { ForkMode, RegionInfo } from '../shared/protocol.js';
+import type { ForkMode, TaskLedgers } from '../shared/protocol.js';
 import { taskIdNode, type NodeId, type TaskId } from '../shared/types.js';
 import type { ClusterLink, LocalKernel, ProcessIndex } from './link.js';
 import { RemoteMemory, type MemoryReply, type Piece } from './remote-memory.js';
-import { buildChild, type RightTranslator } from './remote-build.js';
-import type { MemoryRequest, WireRegion, WireRight, WireTaskImage } from './wire.js';
+import { fillChild, layRegion, reserveChild, type RightTranslator } from './remote-build.js';
+import { captureImage } from './remote-capture.js';
+import type { MemoryRequest, WireRegion, WireTaskImage } from './wire.js';
 
-/** The special ports a child inherits across processes (MACH.md §4: not the host port, which is its node's). */
-export const CROSS_SPECIALS = [TASK_BOOTSTRAP_PORT, TASK_EXCEPTION_PORT, TASK_SAMPLE_PORT] as const;
+export { CROSS_SPECIALS } from './remote-capture.js';
 
 export type { RightTranslator };
 
@@ -40,6 +40,21 @@ interface Capture { readonly node: NodeId; readonly snapshot: TaskId; readonly s
 
 type Reply = MemoryReply;
 
+/**
+ * The 'memory' service's requests as this file sends them: wire.ts's, a capture named by a
+ * ticket (so the caller can cancel it), a build into a reserved child, and the reservation's
+ * own steps (the child-to-be made first; watched until built, abandoned, or its node down).
+ */
+type TaskRequest =
+  | Exclude<MemoryRequest, { op: 'capture' | 'build' }>
+  | (Extract<MemoryRequest, { op: 'capture' }> & { readonly ticket: number })
+  | (Extract<MemoryRequest, { op: 'build' }> & { readonly child: number })
+  | { readonly op: 'reserve'; readonly node: number }
+  | { readonly op: 'watch' | 'abandon'; readonly child: number }
+  | { readonly op: 'cancel'; readonly ticket: number };
+
+type Ledgers = TaskLedgers | null;
+
 export class RemoteTasks {
   readonly #kernel: LocalKernel;
   readonly #link: ClusterLink;
@@ -50,15 +65,20 @@ export class RemoteTasks {
   readonly #holders = new Map<TaskId, { node: NodeId; child: ProcessIndex }>();
   /** Children built here with remote ranges: settles once their holders are released after they end. */
   readonly #exits = new Map<TaskId, Promise<void>>();
+  /** Children reserved here, not yet built: settling `ended` answers their watch. */
+  readonly #reserved = new Map<TaskId, { node: NodeId; end: () => void; ended: Promise<void> }>();
+  /** Captures running here, by caller and ticket: true once cancelled. */
+  readonly #capturing = new Map<string, boolean>();
   #nextCapture = 1;
+  #nextTicket = 1;
   #bytesCopied = 0;
 
   constructor(kernel: LocalKernel, link: ClusterLink, rights: RightTranslator) {
     this.#kernel = kernel;
     this.#link = link;
     this.#rights = rights;
-    this.#memory = new RemoteMemory(kernel, (proc, request) => this.#ask(proc, request));
-    link.serve('memory', { request: (from, payload) => this.#serve(from, payload as MemoryRequest) });
+    this.#memory = new RemoteMemory(kernel, (proc, request) => this.#ask(proc, request as TaskRequest));
+    link.serve('memory', { request: (from, payload) => this.#serve(from, payload as TaskRequest) });
     link.onPeerDown((proc) => void this.#peerDown(proc));
   }
 
@@ -78,14 +98,78 @@ export class RemoteTasks {
       return { kr: KERN_INVALID_ARGUMENT };
     }
     if (this.#link.isDown(parent.proc) || this.#link.isDown(child.proc)) return { kr: KERN_NODE_DOWN };
-    const captured = await this.#ask(parent.proc, { op: 'capture', node: parent.node, task: parent.task, mode, inheritMemory });
-    if (captured.kr !== KERN_SUCCESS) return { kr: captured.kr };
-    const image = captured.image!;
-    const built = await this.#ask(child.proc, { op: 'build', node: child.node, home: parent.proc, image });
+    // The child-to-be first: its node is then watched while the parent's node captures, so a
+    // child's node (or process) that goes down fails the call at once, as in one process, even
+    // when the capture waits behind code holding the parent's node.
+    const reserved = await this.#ask(child.proc, { op: 'reserve', node: child.node });
+    if (reserved.child === undefined) return { kr: reserved.kr };
+    const abandon = () => this.#ask(child.proc, { op: 'abandon', child: reserved.child! });
+    const ticket = this.#nextTicket++;
+    const capturing = this.#ask(parent.proc, { op: 'capture', node: parent.node, task: parent.task, mode, inheritMemory, ticket });
+    const watched = this.#ask(child.proc, { op: 'watch', child: reserved.child });
+    const first = await Promise.race([capturing.then((captured) => ({ captured })), watched.then((lost) => ({ lost }))]);
+    if ('lost' in first) {
+      await this.#ask(parent.proc, { op: 'cancel', ticket });
+      // A capture that ends anyway is released then; the call does not wait for it.
+      void capturing.then((late) => late.image === undefined ? undefined :
+        this.#ask(parent.proc, { op: 'settle', capture: late.image.capture, built: false, child: child.proc }));
+      await abandon();
+      return { kr: first.lost.kr === KERN_SUCCESS ? KERN_ABORTED : first.lost.kr };
+    }
+    const { captured } = first;
+    if (captured.image === undefined) {
+      await abandon();
+      return { kr: captured.kr === KERN_SUCCESS ? KERN_INVALID_ARGUMENT : captured.kr };
+    }
+    const image = captured.image;
+    const built = await this.#ask(child.proc, { op: 'build', node: child.node, home: parent.proc, child: reserved.child, image });
     const ok = built.kr === KERN_SUCCESS;
     // A parent's process that died meanwhile took its parent along; the child (if built) lives on.
     await this.#ask(parent.proc, { op: 'settle', capture: image.capture, built: ok, child: child.proc });
-    return ok ? { kr: KERN_SUCCESS, child: built.child! } : { kr: built.kr };
+    return ok ? { kr: KERN_SUCCESS, child: reserved.child } : { kr: built.kr };
+  }
+
+  /**
+   * A fork of `parent` (on local node `node`, with memory homed in another process) onto local
+   * node `childNode`: the local fork as usual for its own memory; of its remote ranges, the
+   * child shares (clone, teleport, and create's VM_INHERIT_SHARE ones: the same holder) or gets
+   * a private copy (create's VM_INHERIT_COPY ones, read from the home first) or nothing (NONE).
+   * For a parent without remote memory it is the plain local fork. Codes: the local fork's,
+   * KERN_INVALID_ARGUMENT for a bad node or mode, or what the home answered for a copy.
+   */
+  async forkHere(node: NodeId, parent: TaskId, mode: ForkMode, inheritMemory: boolean, childNode: NodeId, ledgers: Ledgers = null):
+    Promise<{ kr: number; child?: TaskId }> {
+    if (!this.#localNode(node) || !this.#localNode(childNode) || !MODES.includes(mode) || typeof inheritMemory !== 'boolean') {
+      return { kr: KERN_INVALID_ARGUMENT };
+    }
+    const k = this.#kernel;
+    const pieces = inheritMemory ? this.#memory.pieces(parent) : [];
+    const shared = pieces.filter((piece) => mode !== 'create' || piece.inheritance === VM_INHERIT_SHARE);
+    const copies: WireRegion[] = [];
+    for (const piece of mode === 'create' ? pieces.filter((each) => each.inheritance === VM_INHERIT_COPY) : []) {
+      const size = piece.end - piece.start;
+      const read = await this.#ask(piece.home, { op: 'read', node: piece.holderNode, holder: piece.holder, address: piece.start, size });
+      // As a capture does: memory nobody may read goes as zeros.
+      if (read.data === undefined && read.kr !== KERN_PROTECTION_FAILURE) return { kr: read.kr };
+      const { protection, maxProtection, inheritance } = piece;
+      copies.push({ address: piece.start, size, protection, maxProtection, inheritance, ...(read.data === undefined ? {} : { data: read.data }) });
+    }
+    this.#memory.retain(shared);
+    const forked = await k.request(node, 'taskFork', parent, mode, inheritMemory, childNode, ledgers);
+    const child = forked.child;
+    let kr = forked.kr;
+    if (child !== undefined && child !== parent) {
+      // The local fork copied the placeholders of the copied ranges: the real bytes replace them.
+      for (const region of copies) {
+        if (kr !== KERN_SUCCESS) break;
+        kr = (await k.request(childNode, 'vmDeallocate', child, region.address, region.size)).kr;
+        if (kr === KERN_SUCCESS) kr = await layRegion(k, childNode, child, region);
+      }
+      if (kr === KERN_SUCCESS) this.#track(child, childNode, shared);
+      else await k.request(childNode, 'taskTerminate', child);
+    }
+    await this.#releaseAll(this.#memory.unretain(shared));
+    return child === undefined || kr !== KERN_SUCCESS ? { kr } : { kr, child };
   }
 
   /**
@@ -93,7 +177,21 @@ export class RemoteTasks {
    * (see RemoteMemory.route); undefined when the caller should run it locally.
    */
   route(node: number, method: string, args: readonly unknown[]): Promise<Reply> | undefined {
+    const task = args[0] as TaskId;
+    if (!this.#memory.has(task) || !this.#localNode(node) || taskIdNode(task) !== node) return this.#memory.route(node, method, args);
+    if (method === 'taskTerminate') return this.#terminate(node, task);
+    if (method === 'taskFork') {
+      const [, mode, inheritMemory, childNode, ledgers] = args;
+      return this.forkHere(node, task, mode as ForkMode, inheritMemory as boolean, childNode as NodeId, (ledgers ?? null) as Ledgers);
+    }
     return this.#memory.route(node, method, args);
+  }
+
+  /** task_terminate of a task with remote ranges answers once their holders were released. */
+  async #terminate(node: NodeId, task: TaskId): Promise<Reply> {
+    const reply = await this.#kernel.request(node, 'taskTerminate', task);
+    if (reply.kr === KERN_SUCCESS) await this.released(task);
+    return reply;
   }
 
   /**
@@ -114,16 +212,20 @@ export class RemoteTasks {
     };
   }
 
-  #ask(proc: ProcessIndex, request: MemoryRequest): Promise<Reply> {
+  #ask(proc: ProcessIndex, request: TaskRequest): Promise<Reply> {
     if (proc === this.#link.self) return this.#serve(proc, request);
     return this.#link.request(proc, 'memory', request) as Promise<Reply>;
   }
 
-  async #serve(from: ProcessIndex, request: MemoryRequest): Promise<Reply> {
+  async #serve(from: ProcessIndex, request: TaskRequest): Promise<Reply> {
     try {
       switch (request?.op) {
-        case 'capture': return await this.#capture(request.node, request.task as TaskId, request.mode, request.inheritMemory);
-        case 'build': return await this.#build(request.node, request.home, request.image);
+        case 'reserve': return await this.#reserve(request.node);
+        case 'watch': return await this.#watch(request.child as TaskId);
+        case 'abandon': return await this.#abandon(request.child as TaskId);
+        case 'capture': return await this.#captureTicket(`${from}:${request.ticket}`, request);
+        case 'cancel': return this.#cancel(`${from}:${request.ticket}`);
+        case 'build': return await this.#build(request.node, request.home, request.child as TaskId, request.image);
         case 'settle': return await this.#settle(request.capture, request.built, request.child ?? from);
         default: return await this.#home(from, request);
       }
@@ -137,146 +239,109 @@ export class RemoteTasks {
     return Number.isInteger(node) && (node as number) >= 0 && (node as number) < this.#kernel.localNodes;
   }
 
+  /** A capture the caller may cancel (its child's side went down) until it answers. */
+  async #captureTicket(key: string, request: Extract<TaskRequest, { op: 'capture' }>): Promise<Reply> {
+    this.#capturing.set(key, false);
+    try {
+      return await this.#capture(request.node, request.task as TaskId, request.mode, request.inheritMemory,
+        () => this.#capturing.get(key) === true);
+    } finally {
+      this.#capturing.delete(key);
+    }
+  }
+
+  #cancel(key: string): Reply {
+    if (this.#capturing.has(key)) this.#capturing.set(key, true);
+    return { kr: KERN_SUCCESS };
+  }
+
   /**
-   * In the parent's process: a snapshot task forked from the parent on its own node in one
-   * step ('create': COPY regions copied then, SHARE shared, NONE absent; 'clone' for clone and
-   * teleport: everything shared). Copied regions are read from it and dropped; what stays is
-   * what the child shares, and the snapshot keeps it alive as the holder. The snapshot also
-   * inherited the parent's ports, so they are taken from it: the parent's space is not touched.
+   * In the parent's process: the image (remote-capture.ts), its snapshot kept until settled.
+   * A task whose own memory is partly homed elsewhere is not forked across processes again:
+   * its remote ranges would need a second home (KERN_NOT_SUPPORTED).
    */
-  async #capture(node: number, task: TaskId, mode: ForkMode, inheritMemory: boolean): Promise<Reply> {
+  async #capture(node: number, task: TaskId, mode: ForkMode, inheritMemory: boolean, cancelled: () => boolean): Promise<Reply> {
     if (!this.#localNode(node) || !Number.isInteger(task) || taskIdNode(task) !== node || !MODES.includes(mode) ||
         typeof inheritMemory !== 'boolean') {
       return { kr: KERN_INVALID_ARGUMENT };
     }
-    const k = this.#kernel;
-    const info = await k.request(node, 'taskInfo', task);
-    if (info.info === undefined) return { kr: info.kr };
-    let teleported: TaskId | undefined;
-    // Unshared memory of a teleport's parent may simply be copied: no one else can see it. Its
-    // threads are stopped first, so what is copied is what the child gets.
-    let sharedByOthers: RegionInfo[] = [];
-    if (mode === 'teleport') {
-      const suspended = await k.request(node, 'taskSuspend', task);
-      if (suspended.kr !== KERN_SUCCESS) return suspended;
-      teleported = task;
-      sharedByOthers = (await k.request(node, 'vmRegions', task)).regions?.filter((region) => region.shared) ?? [];
-    }
-    const forked = await k.request(node, 'taskFork', task, mode === 'create' ? 'create' : 'clone', inheritMemory, node, null);
-    if (forked.child === undefined) {
-      if (teleported !== undefined) await k.request(node, 'taskResume', teleported);
-      return { kr: forked.kr };
-    }
-    const snapshot = forked.child;
-    const drawn = await this.#draw(node, snapshot, mode, sharedByOthers);
-    if (drawn.regions === undefined) {
-      await k.request(node, 'taskTerminate', snapshot);
-      if (teleported !== undefined) await k.request(node, 'taskResume', teleported);
-      return { kr: drawn.kr };
-    }
-    const { regions } = drawn;
-    const shared = drawn.shared === true;
-    const ports = await this.#exportPorts(node, snapshot);
+    if (this.#memory.has(task)) return { kr: KERN_NOT_SUPPORTED, why: `task ${task} maps memory homed in another process` };
+    const captured = await captureImage(this.#kernel, this.#rights, node, task, mode, inheritMemory, cancelled);
+    if (captured.image === undefined || captured.snapshot === undefined) return { kr: captured.kr };
+    const { snapshot, teleported } = captured;
+    const shared = captured.shared === true;
     const capture = this.#nextCapture++;
     this.#captures.set(capture, { node, snapshot, shared, ...(teleported === undefined ? {} : { teleported }) });
-    const image: WireTaskImage = {
-      capture, token: info.info.securityToken, regions, ...ports,
-      ...(shared ? { holder: { node, task: snapshot } } : {}),
-    };
-    return { kr: KERN_SUCCESS, image };
+    return { kr: KERN_SUCCESS, image: { capture, ...captured.image, ...(shared ? { holder: { node, task: snapshot } } : {}) } };
   }
 
   /**
-   * The snapshot's regions as the child gets them: those it shares stay mapped there (the
-   * holder, its protection raised to the maximum: the child's process checks the child's own);
-   * the others are read out and unmapped. A region whose maximum protection has no read goes as
-   * zeros: nobody can ever read it. Any other failure (a node down) fails the capture.
+   * In the child's process: the child-to-be, an empty task from this process's bootstrap task
+   * (so it counts against this process's root ledgers), kept until built or abandoned.
    */
-  async #draw(node: NodeId, snapshot: TaskId, mode: ForkMode, sharedByOthers: readonly RegionInfo[]):
-    Promise<{ kr: number; regions?: WireRegion[]; shared?: boolean }> {
-    const k = this.#kernel;
-    const listed = await k.request(node, 'vmRegions', snapshot);
-    if (listed.regions === undefined) return { kr: listed.kr };
-    const regions: WireRegion[] = [];
-    let shared = false;
-    for (const region of listed.regions) {
-      const keep = mode === 'clone' || (mode === 'create' && region.inheritance === VM_INHERIT_SHARE) ||
-        (mode === 'teleport' && sharedByOthers.some((other) => other.address <= region.address &&
-          region.address < other.address + other.size));
-      const raised = await k.request(node, 'vmProtect', snapshot, region.address, region.size, false, region.maxProtection);
-      if (raised.kr !== KERN_SUCCESS) return raised;
-      const attributes = {
-        address: region.address, size: region.size, protection: region.protection,
-        maxProtection: region.maxProtection, inheritance: region.inheritance,
-      };
-      if (keep) {
-        shared = true;
-        regions.push({ ...attributes, shared: true });
-        continue;
-      }
-      const read = await k.request(node, 'vmRead', snapshot, region.address, region.size);
-      if (read.data === undefined && read.kr !== KERN_PROTECTION_FAILURE) return { kr: read.kr };
-      regions.push(read.data === undefined ? attributes : { ...attributes, data: read.data });
-      const unmapped = await k.request(node, 'vmDeallocate', snapshot, region.address, region.size);
-      if (unmapped.kr !== KERN_SUCCESS) return unmapped;
-    }
-    return { kr: KERN_SUCCESS, regions, shared };
-  }
-
-  /** The snapshot's inherited ports as wire rights, moved out of its space. */
-  async #exportPorts(node: NodeId, snapshot: TaskId): Promise<Pick<WireTaskImage, 'special' | 'registered' | 'exceptions'>> {
-    const k = this.#kernel;
-    const take = async (name: number): Promise<WireRight> => {
-      if (name === MACH_PORT_NULL || name === MACH_PORT_DEAD) return { kind: 'dead' };
-      const extracted = await k.request(node, 'portExtractRight', snapshot, name, MACH_MSG_TYPE_MOVE_SEND);
-      return extracted.right === undefined ? { kind: 'dead' } : this.#rights.exportRight(extracted.right);
-    };
-    const special: [number, WireRight][] = [];
-    for (const which of CROSS_SPECIALS) {
-      special.push([which, await take((await k.request(node, 'taskGetSpecialPort', snapshot, which)).name)]);
-    }
-    const registered: WireRight[] = [];
-    for (const name of (await k.request(node, 'portsLookup', snapshot)).names ?? []) registered.push(await take(name));
-    const exceptions: WireTaskImage['exceptions'][number][] = [];
-    const handlers = await k.request(node, 'taskGetExceptionPorts', snapshot, EXC_MASK_ALL);
-    for (let index = 0; index < (handlers.old_exception_count ?? 0); index++) {
-      exceptions.push({
-        mask: handlers.old_exception_masks[index]!, right: await take(handlers.old_exception_ports[index]!),
-        behavior: handlers.old_behaviors[index]!, flavor: handlers.old_flavors[index]!,
-      });
-    }
-    return { special, registered, exceptions };
-  }
-
-  /** In the child's process: the child, from this process's bootstrap task (its root ledgers). */
-  async #build(node: number, home: ProcessIndex, image: WireTaskImage): Promise<Reply> {
+  async #reserve(node: number): Promise<Reply> {
     if (!this.#localNode(node)) return { kr: KERN_INVALID_ARGUMENT };
-    const built = await buildChild(this.#kernel, this.#rights, node, image);
-    if (built.kr !== KERN_SUCCESS || built.child === undefined) return { kr: built.kr };
-    const child = built.child;
+    const reserved = await reserveChild(this.#kernel, node);
+    if (reserved.child === undefined) return { kr: reserved.kr };
+    let end!: () => void;
+    const ended = new Promise<void>((resolve) => { end = resolve; });
+    this.#reserved.set(reserved.child, { node, end, ended });
+    return reserved;
+  }
+
+  /**
+   * Answers once the reservation ends: KERN_SUCCESS when built or abandoned, KERN_NODE_DOWN
+   * when its node went down first (KERN_ABORTED when the task ended otherwise).
+   */
+  async #watch(child: TaskId): Promise<Reply> {
+    const held = this.#reserved.get(child);
+    if (held === undefined) return { kr: KERN_SUCCESS };
+    const exited = this.#kernel.request(held.node, 'taskExited', child)
+      .then((exit) => ({ kr: exit.kr === KERN_NODE_DOWN ? KERN_NODE_DOWN : KERN_ABORTED }));
+    return Promise.race([exited, held.ended.then(() => ({ kr: KERN_SUCCESS }))]);
+  }
+
+  async #abandon(child: TaskId): Promise<Reply> {
+    const held = this.#reserved.get(child);
+    if (held === undefined) return { kr: KERN_INVALID_ARGUMENT };
+    this.#reserved.delete(child);
+    held.end();
+    return this.#kernel.request(held.node, 'taskTerminate', child);
+  }
+
+  /** In the child's process: the reserved child filled from the image (terminated on failure). */
+  async #build(node: number, home: ProcessIndex, child: TaskId, image: WireTaskImage): Promise<Reply> {
+    const held = this.#reserved.get(child);
+    if (held === undefined || held.node !== node) return { kr: KERN_INVALID_ARGUMENT };
+    this.#reserved.delete(child);
+    const built = await fillChild(this.#kernel, this.#rights, held.node, child, image);
+    held.end();
+    if (built.kr !== KERN_SUCCESS) return { kr: built.kr };
     this.#bytesCopied += built.bytesCopied;
     const pieces: Piece[] = image.holder === undefined ? [] : image.regions.filter((region) => region.shared).map((region) => ({
       start: region.address, end: region.address + region.size, protection: region.protection,
       maxProtection: region.maxProtection, inheritance: region.inheritance, home,
       holderNode: image.holder!.node, holder: image.holder!.task,
     }));
-    this.#memory.add(child, node, pieces);
-    if (pieces.length > 0) {
-      this.#exits.set(child, this.#kernel.request(node, 'taskExited', child).then(() => this.#childGone(child)));
-    }
+    this.#track(child, held.node, pieces);
     return { kr: KERN_SUCCESS, child };
   }
 
-  /** A child with remote ranges ended: its holders in their home processes are released. */
-  async #childGone(child: TaskId): Promise<void> {
-    const seen = new Set<string>();
-    await Promise.all(this.#memory.forget(child).map((piece) => {
-      const key = `${piece.home}:${piece.holder}`;
-      if (seen.has(key)) return undefined;
-      seen.add(key);
-      return this.#ask(piece.home, { op: 'release', node: piece.holderNode, holder: piece.holder });
-    }));
-    this.#exits.delete(child);
+  /** Task `task` maps `pieces`: routed from now on, and its holders released once it ends. */
+  #track(task: TaskId, node: NodeId, pieces: Piece[]): void {
+    if (pieces.length === 0) return;
+    this.#memory.add(task, node, pieces);
+    this.#exits.set(task, this.#kernel.request(node, 'taskExited', task).then(() => this.#childGone(task)));
+  }
+
+  /** A task with remote ranges ended: the holders no other task here uses are released in their home processes. */
+  async #childGone(task: TaskId): Promise<void> {
+    await this.#releaseAll(this.#memory.forget(task));
+    this.#exits.delete(task);
+  }
+
+  async #releaseAll(holders: readonly Piece[]): Promise<void> {
+    await Promise.all(holders.map((piece) => this.#ask(piece.home, { op: 'release', node: piece.holderNode, holder: piece.holder })));
   }
 
   /**
