@@ -7,7 +7,8 @@ import { natsServerPath } from './test/cluster/nats-server.js';
  */
 const CLUSTER_SUITES = [
   'test/vm-*.test.ts', 'test/task-create.test.ts', 'test/task-lifecycle.test.ts', 'test/norma-task-*.test.ts',
-  'test/mach-msg.test.ts', 'test/mach-port.test.ts', 'test/port.test.ts', 'test/ipc-*.test.ts',
+  'test/mach-msg.test.ts', 'test/mach-port.test.ts', 'test/port.test.ts', 'test/ipc-*.test.ts', 'test/kobject-calls.test.ts',
+  'test/right.test.ts', 'test/name-space.test.ts',
 ];
 
 const nats = natsServerPath();
@@ -16,6 +17,7 @@ if (nats === undefined) {
     '',
     '  norma: the cluster pass did NOT run: nats-server was not found (PATH, /usr/sbin).',
     `  These suites run only once, in one process: ${CLUSTER_SUITES.join(' ')}`,
+    '  and the cluster\'s own suites (test/cluster.test.ts, test/cluster-transport.test.ts) are skipped.',
     '  Install it to run them split over two processes too: apt-get install -y nats-server',
     '',
   ].join('\n'));

@@ -434,3 +434,100 @@ describe('bad input from the link', () => {
     expect(a.gateway.statistics().loopEnded).toBe(KERN_SUCCESS);
   });
 });
+
+describe('location hints', () => {
+  /** Processes A (0), B (1) and C (2), a one-node kernel and a gateway each. */
+  async function three() {
+    const network = new MemoryNetwork(3);
+    const kernels = await Promise.all([bootKernel({ nodes: 1 }), bootKernel({ nodes: 1 }), bootKernel({ nodes: 1 })]);
+    const gateways = await Promise.all(kernels.map((kernel, proc) => Gateway.start(kernel as never, network.link(proc))));
+    started.push(...gateways);
+    const [a, b, c] = kernels.map((kernel, proc): Proc => ({ kernel, gateway: gateways[proc]!, proc }));
+    return { network, a: a!, b: b!, c: c! };
+  }
+
+  /** Sends ids from .. to - 1 to `name`, one after another. */
+  async function stream(task: Task, name: number, from: number, to: number) {
+    for (let id = from; id < to; id++) await task.send({ remotePort: name, remoteDisposition: MACH_MSG_TYPE_COPY_SEND, id });
+  }
+
+  /** Receives ids from .. to - 1 on `port`, in that order (so none lost, none twice). */
+  async function expectIds(task: Task, port: number, from: number, to: number) {
+    for (let id = from; id < to; id++) expect((await receive(task, port)).id).toBe(id);
+  }
+
+  /** Moves the receive right `port` of `owner` through `owner`'s SEND (a proxy) to the task behind it; its new name there. */
+  async function moveThrough(owner: Task, port: number, inboxTask: Task, inbox: number): Promise<number> {
+    await owner.send(to(SEND, { id: -1, ports: [{ name: port, disposition: MACH_MSG_TYPE_MOVE_RECEIVE }] }));
+    const carried = await receive(inboxTask, inbox);
+    expect(carried.ports).toEqual([{ name: expect.any(Number), type: MACH_MSG_TYPE_PORT_RECEIVE }]);
+    return carried.ports[0]!.name;
+  }
+
+  it('moves a receive right A -> B while C streams: in order, then C sends to B directly and outlives A', async () => {
+    const { network, a, b, c } = await three();
+    const { receiver: newHome, port: inbox, sender: mover } = await across(b, a);
+    const port = await mover.allocatePort();
+    const streamer = await c.kernel.bootstrapTask.createOn(0);
+    await giveAcross(a, mover, port, MACH_MSG_TYPE_MAKE_SEND, c, streamer, SEND);
+
+    const COUNT = 120;
+    const sending = stream(streamer, SEND, 0, COUNT);
+    const moved = await moveThrough(mover, port, newHome, inbox);
+    await expectIds(newHome, moved, 0, COUNT);
+    await sending;
+    // Traffic through A's forwarder brings C its hint; C switches once its fence reached B.
+    await Promise.all([stream(streamer, SEND, COUNT, 2 * COUNT), expectIds(newHome, moved, COUNT, 2 * COUNT)]);
+    await vi.waitFor(() => expect(c.gateway.statistics().hintsFollowed).toBe(1));
+    await settled(a, c);
+    // Nobody sends through A's forwarder any more: it closes, and forwards nothing new.
+    await vi.waitFor(() => expect(a.gateway.statistics()).toMatchObject({ forwarders: 0, exports: 0 }));
+    const forwardedByA = a.gateway.statistics().forwarded;
+    await Promise.all([stream(streamer, SEND, 2 * COUNT, 2 * COUNT + 40), expectIds(newHome, moved, 2 * COUNT, 2 * COUNT + 40)]);
+    expect(a.gateway.statistics().forwarded).toBe(forwardedByA);
+    expect(a.gateway.statistics().dropped).toEqual({});
+    expect(c.gateway.statistics()).toMatchObject({ proxies: 1, dropped: {} });
+
+    // C no longer depends on A.
+    network.crash(0);
+    await Promise.all([stream(streamer, SEND, 2 * COUNT + 40, 2 * COUNT + 80), expectIds(newHome, moved, 2 * COUNT + 40, 2 * COUNT + 80)]);
+    expect(await streamer.portType(SEND)).toBe(MACH_PORT_TYPE_SEND);
+    await settled(b, c);
+    expect(b.gateway.statistics().dropped).toEqual({});
+    expect(c.gateway.statistics()).toMatchObject({ proxies: 1, hintsFollowed: 1, dropped: {} });
+
+    // And dies with B, as any proxy does with its port's home.
+    network.crash(1);
+    await vi.waitFor(async () => expect(await streamer.portType(SEND)).toBe(MACH_PORT_TYPE_DEAD_NAME));
+  });
+
+  it('moves a receive right A -> B -> A while C streams: in order, and the chain collapses hint by hint', async () => {
+    const { a, b, c } = await three();
+    const { receiver: newHome, port: inbox, sender: mover } = await across(b, a);
+    const { receiver: oldHome, port: backInbox, sender: backMover } = await across(a, b);
+    const port = await mover.allocatePort();
+    const streamer = await c.kernel.bootstrapTask.createOn(0);
+    await giveAcross(a, mover, port, MACH_MSG_TYPE_MAKE_SEND, c, streamer, SEND);
+
+    const COUNT = 200;
+    const sending = stream(streamer, SEND, 0, COUNT);
+    const there = await moveThrough(mover, port, newHome, inbox);
+    await expectIds(newHome, there, 0, 60);
+    // Back to A, with what is queued there and what is still coming.
+    const RIGHT = 0x3001;
+    await backMover.insertRight(RIGHT, await newHome.extractRight(there, MACH_MSG_TYPE_MOVE_RECEIVE), MACH_MSG_TYPE_MOVE_RECEIVE);
+    const back = await moveThrough(backMover, RIGHT, oldHome, backInbox);
+    await expectIds(oldHome, back, 60, COUNT);
+    await sending;
+    await Promise.all([stream(streamer, SEND, COUNT, 2 * COUNT), expectIds(oldHome, back, COUNT, 2 * COUNT)]);
+    // A's old port pointed to B, B's to A's new one: one hint each, and C sends to A's new port.
+    await vi.waitFor(() => expect(c.gateway.statistics().hintsFollowed).toBe(2));
+    await settled(a, c);
+    await vi.waitFor(() => expect(b.gateway.statistics().forwarders).toBe(0));
+    const [forwardedByA, forwardedByB] = [a.gateway.statistics().forwarded, b.gateway.statistics().forwarded];
+    await Promise.all([stream(streamer, SEND, 2 * COUNT, 2 * COUNT + 40), expectIds(oldHome, back, 2 * COUNT, 2 * COUNT + 40)]);
+    expect([a.gateway.statistics().forwarded, b.gateway.statistics().forwarded]).toEqual([forwardedByA, forwardedByB]);
+    for (const proc of [a, b, c]) expect(proc.gateway.statistics().dropped).toEqual({});
+    expect(await queued(oldHome, back)).toBe(0);
+  });
+});

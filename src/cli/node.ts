@@ -25,6 +25,7 @@ options:
                      default: derived from the credentials, as the kernel does)
   --id ID            the id this process says hello with (default: random)
   --once             serve one cluster, then exit
+  --quiet            no progress lines (joined, left), only errors
   -h, --help         this text`;
 
 export async function nodeCommand(argv: readonly string[]): Promise<number> {
@@ -33,7 +34,7 @@ export async function nodeCommand(argv: readonly string[]): Promise<number> {
     options: {
       nats: { type: 'string' }, name: { type: 'string' }, user: { type: 'string' }, pass: { type: 'string' },
       token: { type: 'string' }, 'nkey-seed': { type: 'string' }, secret: { type: 'string' }, id: { type: 'string' },
-      once: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      once: { type: 'boolean' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   }));
   if (values.help === true) {
@@ -58,7 +59,7 @@ export async function nodeCommand(argv: readonly string[]): Promise<number> {
   const leave = (): void => abort.abort();
   process.once('SIGINT', leave);
   process.once('SIGTERM', leave);
-  const log = (line: string): void => console.error(`norma node: ${line}`);
+  const log = (line: string): void => { if (values.quiet !== true) console.error(`norma node: ${line}`); };
   log(`waiting on ${servers.join(',')} for a kernel of cluster '${connect.name}'`);
   try {
     await serveClusters(connect, async (nodes, pageSize, nodeBase) => (await Kernel.boot({ nodes, pageSize, nodeBase })).asLocalKernel(), {

@@ -85,7 +85,7 @@ export async function recruit(options: ClusterOptions, nodes: number, pageSize: 
   const servers = typeof options.nats === 'string' ? options.nats : options.nats.join(',');
   const ids = Array.from({ length: options.spawn ?? 0 }, () => randomUUID());
   for (const id of ids) {
-    const child = spawn(process.execPath, [CLI_MAIN, 'node', '--nats', servers, '--name', options.name ?? 'norma', '--id', id, '--once'], {
+    const child = spawn(process.execPath, [CLI_MAIN, 'node', '--quiet', '--nats', servers, '--name', options.name ?? 'norma', '--id', id, '--once'], {
       env: { ...process.env, ...credentialEnv(options) }, stdio: ['ignore', 'ignore', 'inherit'],
     });
     child.unref();
@@ -256,7 +256,7 @@ export class ClusterNode {
         }
         const args = await this.#rightsIn(request.args);
         const reply = await this.#runLocal(request.node, request.method as keyof NodeApi, args as unknown[]) as Record<string, unknown>;
-        return this.#rightsOut(this.#globalNodes(reply), from);
+        return this.#rightsOut(reply, from);
       }
       case 'fork': {
         const { node, parent, mode, inheritMemory, childNode } = request;
@@ -325,14 +325,6 @@ export class ClusterNode {
     if (match === null) return region;
     const proc = match[1] === undefined ? this.#link.self : Number(match[1]);
     return { ...region, object: `${this.layout.globalOf(proc, Number(match[2]))}:${match[3]}` };
-  }
-
-  /** host_statistics, pager info and task_info name their node: the global index, not this process's. */
-  #globalNodes(reply: Record<string, unknown>): Record<string, unknown> {
-    const global = (record: Record<string, unknown>) =>
-      typeof record['node'] === 'number' ? { ...record, node: this.layout.globalOf(this.#link.self, record['node']) } : record;
-    const info = reply['info'];
-    return global(typeof info === 'object' && info !== null ? { ...reply, info: global(info as Record<string, unknown>) } : reply);
   }
 
   /**

@@ -3,6 +3,7 @@
  * gateway task's calls, its port set and notify port, the link, the counters, and the checks a
  * frame from another process passes before anything acts on it.
  */
+import { randomBytes } from 'node:crypto';
 import { MACH_PORT_QLIMIT_MAX } from '../shared/constants.js';
 import type { NodeApi, Reply, RestParameters } from '../shared/protocol.js';
 import type { NodeId, TaskId } from '../shared/types.js';
@@ -24,6 +25,9 @@ export function taskCall(kernel: LocalKernel, node: NodeId, task: TaskId): TaskC
 export const ANY: ProcessIndex = -1;
 
 export const DEAD: WireRight = Object.freeze({ kind: 'dead' });
+
+/** The id of the gateway's fence messages on a forwarder's port ('fenc'); the body says whose (GatewayContext.fenceOf). */
+export const FENCE_ID = 0x66656e63;
 
 /**
  * A receive right on the wire carries its port's queue limit (mach_port_get_attributes'
@@ -55,6 +59,11 @@ export class GatewayContext {
   /** The last failure a chain caught (a bug, or a kernel going down under it), for statistics. */
   lastError: string | undefined;
   stopped = false;
+  /**
+   * What marks the gateway's own fence messages on a forwarder's port (FENCE_ID, this, then the
+   * process and fence number): a task holding a send right to that port cannot guess it.
+   */
+  readonly #marker = randomBytes(16);
 
   constructor(
     readonly link: ClusterLink,
@@ -84,6 +93,26 @@ export class GatewayContext {
       this.drop('internal');
       this.lastError = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     });
+  }
+
+  /** The body of a fence message: the marker, then process `proc`'s fence `seq`. */
+  fenceBody(proc: ProcessIndex, seq: number): Uint8Array {
+    const body = new Uint8Array(this.#marker.length + 8);
+    body.set(this.#marker);
+    const view = new DataView(body.buffer, this.#marker.length);
+    view.setUint32(0, proc, true);
+    view.setUint32(4, seq, true);
+    return body;
+  }
+
+  /** The process and fence number a message on a forwarder carries when it is the gateway's own fence message. */
+  fenceOf(msg: { readonly id: number; readonly body: Uint8Array; readonly ports: readonly unknown[]; readonly ool: readonly unknown[] }):
+    { readonly proc: ProcessIndex; readonly seq: number } | undefined {
+    const size = this.#marker.length;
+    if (msg.id !== FENCE_ID || msg.body.byteLength !== size + 8 || msg.ports.length !== 0 || msg.ool.length !== 0) return undefined;
+    for (let index = 0; index < size; index++) if (msg.body[index] !== this.#marker[index]) return undefined;
+    const view = new DataView(msg.body.buffer, msg.body.byteOffset + size, 8);
+    return { proc: view.getUint32(0, true), seq: view.getUint32(4, true) };
   }
 
   /** A process index this cluster has, other than this one. */
@@ -137,6 +166,14 @@ export function parseFrame(payload: unknown, processes: number): GatewayFrame | 
       return frame as GatewayFrame;
     case 'migrated':
       return isName(frame['to']) ? frame as GatewayFrame : null;
+    case 'moved':
+      return isName(frame['to']) && Number.isInteger(frame['home']) && (frame['home'] as number) >= 0 &&
+        (frame['home'] as number) < processes ? frame as GatewayFrame : null;
+    case 'fence':
+      return isCount(frame['seq']) && Number.isInteger(frame['for']) && (frame['for'] as number) >= 0 &&
+        (frame['for'] as number) < processes ? frame as GatewayFrame : null;
+    case 'fenced':
+      return isCount(frame['seq']) ? frame as GatewayFrame : null;
     default:
       return null;
   }

@@ -20,36 +20,14 @@ import {
   MACH_SEND_MSG,
 } from '../shared/constants.js';
 import type { MachMsgReceived, MachMsgSend, OolDescriptor, RightInTransit } from '../shared/message.js';
-import { ANY, bodyWord, queueLimitOf, type GatewayContext, type ReceiveWire } from './gateway-core.js';
+import { ANY, bodyWord, FENCE_ID, queueLimitOf, type GatewayContext, type ReceiveWire } from './gateway-core.js';
 import type { Proxies } from './gateway-proxies.js';
+import { newSendExport, type Grant, type ReceiveGrant, type SendExport } from './gateway-records.js';
 import type { ProcessIndex } from './link.js';
 import type { GatewayFrame, WireRight } from './wire.js';
 
-interface SendExport {
-  readonly name: number;
-  /** The gateway's urefs on the name beyond the one the export keeps: rights that came in since. */
-  extra: number;
-  /** Rights granted per process (ANY: not yet claimed), and their sum. */
-  readonly held: Map<ProcessIndex, number>;
-  total: number;
-  /** Messages about to send a copy of the right (to it, or carrying it): it stays until they went. */
-  pins: number;
-  /** Messages to this export go one at a time. */
-  tail: Promise<void>;
-}
-
 /** Extra urefs are dropped once this many came in, far below MACH_PORT_UREFS_MAX. */
 const EXTRA_UREFS_FLUSH = 1024;
-
-/** A send-once right exported for one process. */
-interface Grant { readonly name: number; readonly grantee: ProcessIndex }
-
-/**
- * A receive right exported for one process, under a token (not a name: the gateway may not
- * hold it yet). `name` settles once it does (null: it never came), so exporting needs nothing
- * of the node the gateway runs on; `qlimit` is the port's queue limit, carried with the wire right.
- */
-interface ReceiveGrant { readonly grantee: ProcessIndex; readonly name: Promise<number | null>; readonly qlimit: number }
 
 type Deliver = Extract<GatewayFrame, { op: 'deliver' }>;
 
@@ -163,6 +141,24 @@ export class Exports {
     return { kr: KERN_SUCCESS };
   }
 
+  /**
+   * `from` asks that `proc` hear once every message `from` sent to `exp` before reached the
+   * port: after them, a fence message goes into the port when it is a forwarder (its fence
+   * follows them on), else `proc` is told now.
+   */
+  fence(from: ProcessIndex, exp: number, proc: ProcessIndex, seq: number): void {
+    const record = this.#send.get(exp);
+    if (record === undefined || !this.#holds(record, from) || !this.#here.isPeer(proc)) return this.#here.drop('fence-refused');
+    this.#pin(record);
+    const { g } = this.#here;
+    record.tail = record.tail.then(() => this.#here.guard((async () => {
+      if (this.#proxies.get(record.name) === undefined) return this.#here.post(proc, { op: 'fenced', export: exp, seq });
+      const fence = { remotePort: record.name, remoteDisposition: MACH_MSG_TYPE_COPY_SEND, id: FENCE_ID, body: this.#here.fenceBody(proc, seq) };
+      const { kr } = await g('machMsg', fence, MACH_SEND_MSG, MACH_PORT_NULL, 0);
+      if (kr !== MACH_MSG_SUCCESS) this.#here.drop('undeliverable');
+    })()).finally(() => this.#unpin(record)));
+  }
+
   /** `from` gives back `count` rights of kind `kind` it was granted for `exp`. */
   release(from: ProcessIndex, exp: number, count: number, kind: 'send' | 'send-once' | 'receive'): void {
     const { g } = this.#here;
@@ -240,8 +236,11 @@ export class Exports {
       this.#dispose(rights);
       return ack();
     }
-    if ('held' in target) this.#pin(target);
-    else this.#once.delete(exp);
+    if ('held' in target) {
+      this.#pin(target);
+      // The port moved on: the sender learns where, once (a location hint).
+      if (!target.hinted.has(from) && this.#proxies.hint(target.name, from, exp)) target.hinted.add(from);
+    } else this.#once.delete(exp);
     const claimed = rights.map((wire) => this.#claim(wire));
     const send = () => this.#here.guard(this.#send1(from, frame, target, claimed)).then(ack);
     if ('held' in target) target.tail = target.tail.then(send);
@@ -364,7 +363,7 @@ export class Exports {
   }
 
   #record(name: number): SendExport {
-    const record: SendExport = { name, extra: 0, held: new Map(), total: 0, pins: 0, tail: Promise.resolve() };
+    const record = newSendExport(name);
     this.#send.set(name, record);
     return record;
   }
@@ -379,7 +378,10 @@ export class Exports {
     if (count <= 0) return;
     const held = (record.held.get(proc) ?? 0) - count;
     if (held > 0) record.held.set(proc, held);
-    else record.held.delete(proc);
+    else {
+      record.held.delete(proc);
+      record.hinted.delete(proc);
+    }
     record.total -= count;
     this.#forgetIfUnused(record);
   }

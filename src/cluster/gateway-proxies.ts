@@ -9,7 +9,8 @@
  *
  * A send-once right gets a one-shot proxy, destroyed after its one message (the send-once
  * notification a destroyed right sends it is forwarded like any message). A forwarder is the
- * old home of a receive right that moved away: its port became a proxy for the new one.
+ * old home of a receive right that moved away: its port became a proxy for the new one. A
+ * location hint moves a proxy to the port's new home, behind a fence (gateway.ts says how).
  */
 import {
   KERN_SUCCESS, MACH_MSG_TYPE_MAKE_SEND_ONCE, MACH_NOTIFY_NO_SENDERS, MACH_PORT_NULL, MACH_PORT_RECEIVE_STATUS,
@@ -18,37 +19,11 @@ import {
 import { KernError } from '../shared/errors.js';
 import type { MachMsgReceived } from '../shared/message.js';
 import { bodyWord, DEAD, type GatewayContext, type ReceiveStatus } from './gateway-core.js';
+import { key, looksLikeNoSenders, newProxy, type After, type Proxy, type Target, type ToWire } from './gateway-records.js';
 import type { ProcessIndex } from './link.js';
 import type { WireRight } from './wire.js';
 
-/** Where forwarded messages go: an export of another process. */
-interface Target {
-  readonly name: number;
-  readonly home: ProcessIndex;
-  readonly export: number;
-}
-
-interface Proxy extends Target {
-  /** Send rights the home counts this process for (granted, not yet released). */
-  count: number;
-  /** Messages forwarded and not yet acknowledged. */
-  inflight: number;
-  /** Out of the port set for lack of credit. */
-  out: boolean;
-  armed: boolean;
-  readonly forwarder: boolean;
-  /** The forwarding chain: messages leave in the order they arrived. */
-  tail: Promise<void>;
-  /** Set while a no-senders notification is checked; resolves to whether the proxy closed. */
-  closing: Promise<boolean> | null;
-  gone: boolean;
-}
-
-/** Steps to run once the message is on its way (a uref the gateway got with it, dropped after). */
-export type After = Array<() => Promise<unknown>>;
-
-/** Turns a right the gateway received into a wire right for `dest` (gateway.ts). */
-export type ToWire = (name: number, type: number, dest: ProcessIndex, after: After) => Promise<WireRight>;
+export type { After, ToWire };
 
 export class Proxies {
   readonly #here: GatewayContext;
@@ -56,6 +31,14 @@ export class Proxies {
   readonly #byKey = new Map<string, Proxy | Promise<Proxy>>();
   readonly #byName = new Map<number, Proxy>();
   readonly #oneShots = new Map<number, Target>();
+  /**
+   * Acknowledgements still due from a proxy's old home after a switch, by the old (home, export):
+   * they come before any for a later proxy there, oldest switch first.
+   */
+  readonly #owedAcks = new Map<string, Array<{ readonly proxy: Proxy; pending: number }>>();
+  readonly #fences = new Map<number, Proxy>();
+  #fenceSeq = 0;
+  #hintsFollowed = 0;
 
   constructor(here: GatewayContext, toWire: ToWire) {
     this.#here = here;
@@ -74,8 +57,9 @@ export class Proxies {
     for (;;) {
       if (this.#here.link.isDown(home)) return null;
       const proxy = await this.#open(home, exp);
-      // Checked in the same turn the right is made: a no-senders check starts after it or not at all.
-      if (proxy.closing !== null || proxy.gone) continue;
+      // Checked in the same turn the right is made: a no-senders check starts after it or not at all;
+      // a proxy that switched to another home meanwhile is not the one `home` granted it for.
+      if (proxy.closing !== null || proxy.gone || proxy.home !== home || proxy.export !== exp) continue;
       proxy.count++;
       const made = make(proxy.name);
       if (!proxy.armed) {
@@ -108,10 +92,7 @@ export class Proxies {
    * (exported there as `exp`), forwards there from now on: what is queued on it and what comes.
    */
   async adoptForwarder(name: number, home: ProcessIndex, exp: number): Promise<void> {
-    const proxy: Proxy = {
-      name, home, export: exp, count: 1, inflight: 0, out: false, armed: true, forwarder: true,
-      tail: Promise.resolve(), closing: null, gone: false,
-    };
+    const proxy = newProxy(name, home, exp, true);
     this.#byName.set(name, proxy);
     this.#byKey.set(key(home, exp), proxy);
     const { g, set } = this.#here;
@@ -127,20 +108,86 @@ export class Proxies {
    * touches zero on the way); a right going home needs nothing, the home sees we hold one.
    */
   async passOn(proxy: Proxy, dest: ProcessIndex, after: After): Promise<WireRight> {
-    let wire: WireRight = { kind: 'send', home: proxy.home, export: proxy.export };
-    if (dest !== proxy.home) {
-      const answer = await this.#here.link.request(proxy.home, 'gateway', { op: 'grant', export: proxy.export, to: dest });
+    const { home, export: exp } = proxy;
+    let wire: WireRight = { kind: 'send', home, export: exp };
+    // Until the message carrying it is posted, a switch does not release this process's rights at `home`.
+    proxy.passing++;
+    after.push(() => {
+      proxy.passing--;
+      this.#settleOwed(proxy);
+      return this.#here.g('portModRefs', proxy.name, MACH_PORT_RIGHT_SEND, -1);
+    });
+    if (dest !== home) {
+      const answer = await this.#here.link.request(home, 'gateway', { op: 'grant', export: exp, to: dest });
       if ((answer as { kr?: unknown }).kr !== KERN_SUCCESS) wire = DEAD;
     }
-    after.push(() => this.#here.g('portModRefs', proxy.name, MACH_PORT_RIGHT_SEND, -1));
     return wire;
+  }
+
+  /**
+   * A location hint for `proc`, which sent to the export of forwarder `name` as `exp`: the
+   * forwarder's home grants `proc` a right, then `proc` hears where the port is. False when
+   * there is nothing to tell.
+   */
+  hint(name: number, proc: ProcessIndex, exp: number): boolean {
+    const proxy = this.#byName.get(name);
+    if (proxy === undefined || !proxy.forwarder || proxy.gone || proxy.home === proc || this.#here.link.isDown(proxy.home)) return false;
+    const { home, export: to } = proxy;
+    void this.#here.guard((async () => {
+      const answer = await this.#here.link.request(home, 'gateway', { op: 'grant', export: to, to: proc });
+      if ((answer as { kr?: unknown }).kr === KERN_SUCCESS) this.#here.post(proc, { op: 'moved', export: exp, home, to });
+    })());
+    return true;
+  }
+
+  /**
+   * `from` says the port behind its export `exp` lives in `home` as export `to` (granted to this
+   * process): the proxy switches there once a fence through the old path has reached the port,
+   * so nothing sent after the switch overtakes what was sent before it. A hint
+   * it cannot follow (the proxy is closing or switching, or already has a twin for `to`) is
+   * given back.
+   */
+  moved(from: ProcessIndex, exp: number, home: ProcessIndex, to: number): void {
+    const proxy = this.#byKey.get(key(from, exp));
+    const decline = () => this.#here.post(home, { op: 'release', export: to, count: 1, kind: 'send' });
+    if (!this.#here.isPeer(home)) return this.#here.drop('hint-refused');
+    if (proxy === undefined || proxy instanceof Promise || proxy.gone || proxy.closing !== null || proxy.fence !== null ||
+        this.#byKey.has(key(home, to)) || this.#here.link.isDown(home)) return decline();
+    const seq = this.#fenceSeq = this.#fenceSeq % 0x7fffffff + 1;
+    const arrived = new Promise<boolean>((settle) => { proxy.fence = { seq, home, settle }; });
+    this.#fences.set(seq, proxy);
+    this.#chain(proxy, async () => {
+      this.#here.post(from, { op: 'fence', export: exp, for: this.#here.self, seq });
+      const ok = await arrived;
+      this.#fences.delete(seq);
+      proxy.fence = null;
+      if (!ok || proxy.gone || this.#byKey.has(key(home, to))) return decline();
+      if (proxy.unacked > 0) this.#owedAcks.set(key(from, exp), [...this.#owedAcks.get(key(from, exp)) ?? [], { proxy, pending: proxy.unacked }]);
+      this.#byKey.delete(key(from, exp));
+      this.#byKey.set(key(home, to), proxy);
+      proxy.owed.push({ home: from, export: exp, count: proxy.count });
+      Object.assign(proxy, { home, export: to, count: 1, unacked: 0 });
+      this.#hintsFollowed++;
+      this.#settleOwed(proxy);
+    });
+  }
+
+  /** Fence `seq` of this process reached its port: the proxy waiting on it switches. */
+  fenced(seq: number): void {
+    const proxy = this.#fences.get(seq);
+    if (proxy === undefined) return this.#here.drop('fenced-stale');
+    proxy.fence?.settle(true);
   }
 
   /** A message the gateway received on a member of its port set other than the notify port. */
   async received(msg: MachMsgReceived): Promise<void> {
     const proxy = this.#byName.get(msg.localPort);
+    const fence = proxy === undefined ? undefined : this.#here.fenceOf(msg);
     if (proxy !== undefined) {
-      if (looksLikeNoSenders(msg)) this.#chain(proxy, () => this.#noSenders(proxy, msg));
+      // The gateway's own fence message: it goes on to wherever the messages before it went.
+      if (fence !== undefined) {
+        this.#chain(proxy, async () => this.#here.post(proxy.home, { op: 'fence', export: proxy.export, for: fence.proc, seq: fence.seq }));
+      } else if (looksLikeNoSenders(msg)) this.#chain(proxy, () => this.#noSenders(proxy, msg));
       else await this.#take(proxy, msg);
       return;
     }
@@ -156,8 +203,23 @@ export class Proxies {
 
   /** `count` messages forwarded through the proxy for `home`'s `exp` reached the real port. */
   acked(home: ProcessIndex, exp: number, count: number): void {
+    const owed = this.#owedAcks.get(key(home, exp)) ?? [];
+    while (count > 0 && owed.length > 0) {
+      const first = owed[0]!;
+      const taken = Math.min(count, first.pending);
+      first.pending -= taken;
+      if (first.pending === 0) owed.shift();
+      this.#credit(first.proxy, taken);
+      count -= taken;
+    }
+    if (owed.length === 0) this.#owedAcks.delete(key(home, exp));
     const proxy = this.#byKey.get(key(home, exp));
-    if (proxy === undefined || proxy instanceof Promise) return;
+    if (count === 0 || proxy === undefined || proxy instanceof Promise) return;
+    proxy.unacked = Math.max(0, proxy.unacked - count);
+    this.#credit(proxy, count);
+  }
+
+  #credit(proxy: Proxy, count: number): void {
     proxy.inflight = Math.max(0, proxy.inflight - count);
     if (proxy.out && !proxy.gone && proxy.inflight < this.#here.window) {
       proxy.out = false;
@@ -171,9 +233,19 @@ export class Proxies {
     if (proxy !== undefined && !(proxy instanceof Promise)) void this.#here.guard(this.#destroy(proxy));
   }
 
-  /** Process `home` went down: every proxy, forwarder and one-shot proxy for its ports dies. */
+  /**
+   * Process `home` went down: every proxy, forwarder and one-shot proxy for its ports dies, and
+   * so does one switching there. One that switched away from it lives on.
+   */
   homeDown(home: ProcessIndex): void {
-    for (const proxy of [...this.#byName.values()]) if (proxy.home === home) void this.#here.guard(this.#destroy(proxy));
+    for (const [k, owed] of [...this.#owedAcks]) if (k.startsWith(`${home}:`)) {
+      this.#owedAcks.delete(k);
+      for (const { proxy, pending } of owed) this.#credit(proxy, pending);
+    }
+    for (const proxy of [...this.#byName.values()]) {
+      for (let index = proxy.owed.length - 1; index >= 0; index--) if (proxy.owed[index]!.home === home) proxy.owed.splice(index, 1);
+      if (proxy.home === home || proxy.fence?.home === home) void this.#here.guard(this.#destroy(proxy));
+    }
     for (const [name, target] of [...this.#oneShots]) {
       if (target.home !== home) continue;
       this.#oneShots.delete(name);
@@ -181,14 +253,14 @@ export class Proxies {
     }
   }
 
-  statistics(): { proxies: number; forwarders: number; oneShots: number; acksOutstanding: number } {
+  statistics(): { proxies: number; forwarders: number; oneShots: number; acksOutstanding: number; hintsFollowed: number } {
     let forwarders = 0;
     let acksOutstanding = 0;
     for (const proxy of this.#byName.values()) {
       if (proxy.forwarder) forwarders++;
       acksOutstanding += proxy.inflight;
     }
-    return { proxies: this.#byName.size - forwarders, forwarders, oneShots: this.#oneShots.size, acksOutstanding };
+    return { proxies: this.#byName.size - forwarders, forwarders, oneShots: this.#oneShots.size, acksOutstanding, hintsFollowed: this.#hintsFollowed };
   }
 
   /** Takes a message off `proxy` for forwarding; out of the set when its credit is spent. */
@@ -206,7 +278,7 @@ export class Proxies {
     proxy.tail = proxy.tail.then(() => this.#here.guard(work()));
   }
 
-  async #forward(target: Target, msg: MachMsgReceived, once: boolean): Promise<void> {
+  async #forward(target: Target | Proxy, msg: MachMsgReceived, once: boolean): Promise<void> {
     const { g } = this.#here;
     const dest = target.home;
     const after: After = [];
@@ -223,6 +295,7 @@ export class Proxies {
       await g('vmDeallocate', region.address, region.size);
     }
     this.#here.post(dest, { op: 'deliver', export: target.export, once, msg: { id: msg.id, body: msg.body, reply, ports, ool } });
+    if ('unacked' in target && !once) target.unacked++;
     this.#here.forwarded++;
     for (const step of after) await step();
   }
@@ -287,10 +360,7 @@ export class Proxies {
     const k = key(home, exp);
     try {
       const name = await this.#allocate();
-      const proxy: Proxy = {
-        name, home, export: exp, count: 0, inflight: 0, out: false, armed: false, forwarder: false,
-        tail: Promise.resolve(), closing: null, gone: false,
-      };
+      const proxy = newProxy(name, home, exp, false);
       this.#byName.set(name, proxy);
       this.#byKey.set(k, proxy);
       // The home may have gone down while this was made: homeDown did not see it.
@@ -313,6 +383,8 @@ export class Proxies {
 
   #forget(proxy: Proxy): void {
     proxy.gone = true;
+    proxy.fence?.settle(false);
+    this.#settleOwed(proxy);
     if (this.#byName.get(proxy.name) === proxy) this.#byName.delete(proxy.name);
     const k = key(proxy.home, proxy.export);
     if (this.#byKey.get(k) === proxy) this.#byKey.delete(k);
@@ -328,12 +400,12 @@ export class Proxies {
     this.#forget(proxy);
     await this.#here.g('portModRefs', proxy.name, MACH_PORT_RIGHT_RECEIVE, -1);
   }
-}
 
-function key(home: ProcessIndex, exp: number): string { return `${home}:${exp}`; }
-
-/** The shape of the notification: id, a 4-byte count, nothing else. */
-function looksLikeNoSenders(msg: MachMsgReceived): boolean {
-  return msg.id === MACH_NOTIFY_NO_SENDERS && msg.remotePort === MACH_PORT_NULL && msg.body.byteLength === 4 &&
-    msg.ports.length === 0 && msg.ool.length === 0;
+  /** The rights a switched proxy held at its old homes go back once no message naming them is still on its way. */
+  #settleOwed(proxy: Proxy): void {
+    if (proxy.passing > 0) return;
+    for (const { home, export: exp, count } of proxy.owed.splice(0)) {
+      if (count > 0) this.#here.post(home, { op: 'release', export: exp, count, kind: 'send' });
+    }
+  }
 }

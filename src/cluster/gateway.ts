@@ -8,6 +8,7 @@
  *   gateway-proxies.ts  the sending side: proxies, forwarding in order, credits, no-senders
  *   gateway-exports.ts  the home side: exports, grants, delivering, dead names
  *   gateway-core.ts     what both share, and the checks on frames from the link
+ *   gateway-records.ts  the records both sides keep (a proxy, an export)
  *
  * One task (on local node 0) holds it all: a port set of every proxy and forwarder and the
  * notify port for dead-name notifications, served by one receive loop; an intake port where a
@@ -19,8 +20,16 @@
  * leaves the port set, so its own queue fills and senders block at its limit (MACH_SEND_TIMEOUT
  * works). A sender may thus get ahead of the real port by its queue, the window and the proxy's
  * queue. A receive right that crosses leaves its old port behind as a forwarder to the new one
- * (what is queued there and what comes later follows, in order); chains are not collapsed and
- * there are no location hints yet, so a right that crossed twice goes through both gateways.
+ * (what is queued there and what comes later follows, in order). A process whose message
+ * reaches a forwarder gets a location hint (NORMA's norma_port_location_hint), once: the
+ * forwarder's home grants it a right to the port's export there, then it hears where. Its proxy
+ * sends a fence down the old path (into the forwarder's port, behind what it sent, and on
+ * through each forwarder), holds its further messages until the port's home reports the fence
+ * arrived, then sends there directly and gives its rights at the old home back; its credits in
+ * use carry over, acknowledged by whichever home took each message. A chain collapses one hint
+ * at a time; a process's own forwarder and local senders of an old port still go through it. A
+ * proxy switched away no longer depends on the old home; one switching when either home goes
+ * down dies.
  * Requests registered on a migrated port stay with the old port. A receive right is exported
  * before the gateway holds it (under a token; taking it needs the gateway's node, which a task
  * may be holding), and its queue limit travels with it: the kernel reads it from the port table
@@ -83,6 +92,8 @@ export interface GatewayStatistics {
   readonly sharedOolCopied: number;
   /** Forwarded messages the home has not acknowledged yet. */
   readonly acksOutstanding: number;
+  /** Location hints this process followed: a proxy that sent through a forwarder now sends to the port's new home. */
+  readonly hintsFollowed: number;
   /** Frames refused, messages that could not be delivered, and other drops, by reason. */
   readonly dropped: Readonly<Record<string, number>>;
   /** The receive loop's end code, once it ended (KERN_SUCCESS after stop()). */
@@ -323,6 +334,9 @@ export class Gateway {
       case 'release': return this.#exports.release(from, frame.export, frame.count, frame.kind);
       case 'dead': return this.#proxies.dead(from, frame.export);
       case 'migrated': return this.#exports.migrated(from, frame.export, frame.to);
+      case 'moved': return this.#proxies.moved(from, frame.export, frame.home, frame.to);
+      case 'fence': return this.#exports.fence(from, frame.export, frame.for, frame.seq);
+      case 'fenced': return this.#proxies.fenced(frame.seq);
     }
   }
 

@@ -41,13 +41,15 @@ export async function serveClusters(connect: ClusterConnectOptions, boot: BootLo
     log(`joined as cluster process ${link.self}: nodes ${first}..${first + shares[link.self]! - 1} of ${layout.nodes}`);
     let end!: () => void;
     const ended = new Promise<void>((resolve) => { end = resolve; });
-    options.signal?.addEventListener('abort', () => end(), { once: true });
+    const onAbort = (): void => end();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
     let kernel: Awaited<ReturnType<BootLocal>> | undefined;
     try {
       const node = await ClusterNode.start(async () => (kernel = await boot(shares[link.self]!, pageSize, first)), link, layout, () => end());
       await ended;
       await node.stop();
     } finally {
+      options.signal?.removeEventListener('abort', onAbort);
       await kernel?.shutdown();
       await link.close();
     }

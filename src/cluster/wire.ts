@@ -45,7 +45,19 @@ export type GatewayFrame =
   /** The sender's export `export` died: proxies for it become dead. */
   | { readonly op: 'dead'; readonly export: number }
   /** The receive right granted under `export` lives on as the sender's port exported under `to`. */
-  | { readonly op: 'migrated'; readonly export: number; readonly to: number };
+  | { readonly op: 'migrated'; readonly export: number; readonly to: number }
+  /**
+   * A location hint: the port behind the sender's export `export` lives in `home` under export
+   * `to`, which `home` has granted the receiver one send right for.
+   */
+  | { readonly op: 'moved'; readonly export: number; readonly home: ProcessIndex; readonly to: number }
+  /**
+   * Process `for` switches to a port's new home: once every message sent to export `export`
+   * before this frame reached the port (through whatever forwarders), tell `for` so.
+   */
+  | { readonly op: 'fence'; readonly export: number; readonly for: ProcessIndex; readonly seq: number }
+  /** The receiver's fence `seq` reached the port (exported here as `export`). */
+  | { readonly op: 'fenced'; readonly export: number; readonly seq: number };
 
 /** Requests of the 'gateway' service; the answer is `{ kr }`. */
 export type GatewayRequest =

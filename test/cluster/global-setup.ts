@@ -43,7 +43,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const server = await startNatsServer();
   const name = `test-${randomUUID().slice(0, 8)}`;
   const members: ChildProcess[] = Array.from({ length: POOL_WORKERS * MEMBERS_PER_WORKER }, (_, index) =>
-    spawn(process.execPath, [CLI, 'node', '--nats', server.url, '--name', poolName(name, String(1 + (index % POOL_WORKERS)))], {
+    spawn(process.execPath, [CLI, 'node', '--quiet', '--nats', server.url, '--name', poolName(name, String(1 + (index % POOL_WORKERS)))], {
       env: { ...process.env, NORMA_NATS_USER: server.user, NORMA_NATS_PASS: server.pass },
       stdio: ['ignore', 'ignore', 'inherit'],
     }));

@@ -8,6 +8,7 @@ import type { NodeId, TaskId } from '../../shared/types.js';
 import { PortKind, type PortTable } from '../ipc/port-table.js';
 import type { DefaultPager } from '../vm/default-pager.js';
 import type { TaskActor } from './task.js';
+import { globalNode } from './node-base.js';
 
 export interface StatisticsSources {
   readonly node: NodeId;
@@ -41,7 +42,7 @@ export function hostStatistics(from: StatisticsSources): NodeStatistics {
   const pager = from.pager.info();
   const counters = (from.ipc as { counters?: unknown }).counters;
   return {
-    node: from.node, tasks, threads, ports, portSets, kernelPorts, regions,
+    node: globalNode(from.node), tasks, threads, ports, portSets, kernelPorts, regions,
     memoryObjects: pager.objects, bytes: pager.bytes,
     // The lead's NodeIpc.counters (issue 10): copied as plain numbers when present.
     ...(typeof counters === 'object' && counters !== null ? { ipc: plainNumbers(counters) } : {}),

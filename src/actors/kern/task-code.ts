@@ -16,12 +16,10 @@ import { taskIpcMach, type TaskCall } from '../../shared/ipc-facade.js';
 import { taskCreateMach, taskMach, type CallOnTask, type ForkOnTask } from '../../shared/task-facade.js';
 import type { TaskActor } from './task.js';
 import { nextTurn, sliceLeft } from './timeslice.js';
+import { globalNode, nodeBase } from './node-base.js';
 
 export type TaskEntry = (...args: unknown[]) => unknown;
 export type CodeReply = { kr: number; value?: unknown; error?: SerializedError };
-
-/** In a cluster member the global index of its first node (NodeHost's workerData); 0 elsewhere. */
-const nodeBase = Number((workerData as { nodeBase?: unknown } | null)?.nodeBase ?? 0);
 
 /** The host hands each node its activity word as workerData (see NodeHost); none outside a node. */
 const activity: NodeActivity | undefined = (workerData as { activity?: unknown } | null)?.activity instanceof SharedArrayBuffer
@@ -182,7 +180,7 @@ export function taskContext(task: TaskActor, pageSize: number,
   const onTaskPort = onTask as (name: number, ...rest: unknown[]) => Promise<{ kr: number }>;
   const callOn = ((name: number, ...rest: unknown[]) => resumesTaskCode(task.id, onTaskPort(name, ...rest), thread)) as CallOnTask<number>;
   return {
-    node: (task.node + nodeBase) as typeof task.node,
+    node: globalNode(task.node),
     task: task.id,
     pageSize,
     mach: {

@@ -10,6 +10,7 @@ import { Ledger } from './ledger.js';
 import type { MemoryObject } from '../vm/memory-object.js';
 import type { TaskIpc } from '../ipc/space.js';
 import type { VmMap } from '../vm/vm-map.js';
+import { globalNode } from './node-base.js';
 
 export type TaskState = 'active' | 'terminated';
 
@@ -80,7 +81,7 @@ export class TaskActor {
 
   info(): TaskBasicInfo {
     return {
-      node: this.node,
+      node: globalNode(this.node),
       suspendCount: this.#suspendCount,
       virtualSize: this.map.virtualSize,
       regionCount: this.map.regionCount,

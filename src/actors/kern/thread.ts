@@ -22,6 +22,7 @@ import {
 import type { ExceptionPorts } from '../ipc/exception-ports.js';
 import type { TaskActor } from './task.js';
 import type { TaskEntry } from './task-code.js';
+import { globalNode } from './node-base.js';
 
 /** How a thread ended, as its join answers. */
 export type ThreadOutcome = { kr: number; value?: unknown; error?: SerializedError };
@@ -162,7 +163,7 @@ export class ThreadActor {
     const runState = this.ended ? TH_STATE_HALTED
       : this.#suspendCount > 0 || this.task.suspendCount > 0 ? TH_STATE_STOPPED
         : this.#waiting > 0 ? TH_STATE_WAITING : TH_STATE_RUNNING;
-    return { thread: this.id, task: this.task.id, node: this.task.node, suspendCount: this.#suspendCount, runState };
+    return { thread: this.id, task: this.task.id, node: globalNode(this.task.node), suspendCount: this.#suspendCount, runState };
   }
 
   #wake(): void {

@@ -8,6 +8,7 @@ import type { NodeId } from '../../shared/types.js';
 import type { Ledger } from '../kern/ledger.js';
 import { MemoryObject, type ObjectReferences, REF_TABLE_SLOTS } from './memory-object.js';
 import type { Pager } from './pager.js';
+import { globalNode } from '../kern/node-base.js';
 
 interface Resident {
   readonly object: MemoryObject;
@@ -63,6 +64,6 @@ export class DefaultPager implements Pager {
   }
 
   info(): PagerInfo {
-    return { node: this.#node, objects: this.#resident.size, bytes: this.#bytes };
+    return { node: globalNode(this.#node), objects: this.#resident.size, bytes: this.#bytes };
   }
 }
