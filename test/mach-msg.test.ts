@@ -296,7 +296,7 @@ describe('mach_msg on port sets', () => {
     await rejectsWith(task.receive(set, { timeout: 0 }), MACH_RCV_TIMED_OUT);
   });
 
-  itInOneProcess('under load a right taken to the host and put back into the same remote process can come back through a proxy, so its sends are not all queued when they return (a gateway race, not yet found)')(
+  itInOneProcess('under load a right handed back to its home process can arrive dead: the proxy\'s release overtakes it on the link (a known gateway race, README)')(
     'serves every member of a busy set, starving none', async () => {
     const kernel = await bootKernel();
     const task = await kernel.bootstrapTask.createOn(1);
