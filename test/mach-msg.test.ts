@@ -296,8 +296,7 @@ describe('mach_msg on port sets', () => {
     await rejectsWith(task.receive(set, { timeout: 0 }), MACH_RCV_TIMED_OUT);
   });
 
-  itInOneProcess('under load a right handed back to its home process can arrive dead: the proxy\'s release overtakes it on the link (a known gateway race, README)')(
-    'serves every member of a busy set, starving none', async () => {
+  it('serves every member of a busy set, starving none', async () => {
     const kernel = await bootKernel();
     const task = await kernel.bootstrapTask.createOn(1);
     // On the set's node, so every message is queued when its send returns.

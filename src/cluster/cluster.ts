@@ -152,7 +152,15 @@ export class ClusterNode {
     onShutdown: () => void = () => {}): Promise<ClusterNode> {
     const node = new ClusterNode(link, layout);
     link.serve('kernel', {
-      request: async (from, payload) => await node.#started ? node.#serve(from, payload as KernelRequest) : { kr: KERN_FAILURE },
+      request: async (from, payload) => {
+        // Taken as the request arrives, before any await: a release from `from` after it waits for its rights.
+        const imported = node.#gateway?.holdReleases(from) ?? (() => {});
+        try {
+          return await node.#started ? await node.#serve(from, payload as KernelRequest, imported) : { kr: KERN_FAILURE };
+        } finally {
+          imported();
+        }
+      },
       message: (_from, payload) => { if ((payload as KernelMessage).op === 'shutdown') onShutdown(); },
     });
     if (link.self !== 0) link.onPeerDown((proc) => { if (proc === 0) onShutdown(); });
@@ -194,8 +202,14 @@ export class ClusterNode {
       return { kr: KERN_PROTECTION_FAILURE, why: `node ${node} runs in cluster process ${proc}: a raw view of another process's memory needs a coherent pager, which norma does not have yet` } as unknown as Reply<K>;
     }
     const wired = await this.#rightsOut(args, proc);
-    const reply = await this.#link.request(proc, 'kernel', { op: 'call', node: local, method, args: wired } satisfies KernelRequest) as Record<string, unknown>;
-    return await this.#rightsIn(reply) as Reply<K>;
+    // Only an extracted right comes back in a reply: releases from `proc` wait until it is imported.
+    const imported = method === 'portExtractRight' ? this.#gateway.holdReleases(proc) : () => {};
+    try {
+      const reply = await this.#link.request(proc, 'kernel', { op: 'call', node: local, method, args: wired } satisfies KernelRequest) as Record<string, unknown>;
+      return await this.#rightsIn(reply) as Reply<K>;
+    } finally {
+      imported();
+    }
   }
 
   /** A fork whose parent lives on `parentNode` and whose child is to live on `childNode` (global). */
@@ -246,7 +260,7 @@ export class ClusterNode {
     await this.#gateway?.stop();
   }
 
-  async #serve(from: ProcessIndex, request: KernelRequest): Promise<unknown> {
+  async #serve(from: ProcessIndex, request: KernelRequest, imported: () => void): Promise<unknown> {
     switch (request.op) {
       case 'ready': return { kr: KERN_SUCCESS };
       case 'call': {
@@ -255,6 +269,7 @@ export class ClusterNode {
           return { kr: KERN_PROTECTION_FAILURE, why: `a raw view of cluster process ${this.#link.self}'s memory cannot cross processes` };
         }
         const args = await this.#rightsIn(request.args);
+        imported();
         const reply = await this.#runLocal(request.node, request.method as keyof NodeApi, args as unknown[]) as Record<string, unknown>;
         return this.#rightsOut(reply, from);
       }

@@ -177,7 +177,12 @@ export class Gateway {
     if (name === null) return DEAD;
     const after: After = [];
     const wire = await this.#toWire(name, type, to, after);
-    for (const step of after) await step();
+    // The caller posts the wire right next (in this turn). What the gateway drops with it waits
+    // a turn, so a release that the drop sets off is posted after the right (and the right's
+    // home holds that release until the right is imported: holdReleases).
+    if (after.length > 0) {
+      setImmediate(() => void this.#here.guard((async () => { for (const step of after) await step(); })()));
+    }
     return wire;
   }
 
@@ -323,6 +328,34 @@ export class Gateway {
     return taken;
   }
 
+  /**
+   * Rights from `from` are being imported here (a call's arguments, a reply's right) until the
+   * returned function runs: a release from `from` meanwhile waits, for a right it handed back to
+   * its home must be taken before that release can drop the export (the release is posted after
+   * the right, but handled at once while the import awaits). Idempotent end.
+   */
+  holdReleases(from: ProcessIndex): () => void {
+    const hold = this.#importing.get(from) ?? { count: 0, waiting: [] };
+    hold.count++;
+    this.#importing.set(from, hold);
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      if (--hold.count > 0) return;
+      this.#importing.delete(from);
+      for (const run of hold.waiting) run();
+    };
+  }
+
+  readonly #importing = new Map<ProcessIndex, { count: number; readonly waiting: Array<() => void> }>();
+
+  #afterImports(from: ProcessIndex, run: () => void): void {
+    const hold = this.#importing.get(from);
+    if (hold === undefined) run();
+    else hold.waiting.push(run);
+  }
+
   #message(from: ProcessIndex, payload: unknown): void {
     const here = this.#here;
     if (here.stopped) return;
@@ -331,7 +364,7 @@ export class Gateway {
     switch (frame.op) {
       case 'deliver': return this.#exports.deliver(from, frame);
       case 'ack': return this.#proxies.acked(from, frame.export, frame.count);
-      case 'release': return this.#exports.release(from, frame.export, frame.count, frame.kind);
+      case 'release': return this.#afterImports(from, () => this.#exports.release(from, frame.export, frame.count, frame.kind));
       case 'dead': return this.#proxies.dead(from, frame.export);
       case 'migrated': return this.#exports.migrated(from, frame.export, frame.to);
       case 'moved': return this.#proxies.moved(from, frame.export, frame.home, frame.to);
