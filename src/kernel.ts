@@ -19,7 +19,7 @@ import { Thread } from './thread.js';
 import type { ThreadId } from './shared/thread-types.js';
 import { DEFAULT_BUSY_WARNING_MS, NodeHost } from './workers/node-host.js';
 import type { NodeActivityReport } from './shared/node-activity.js';
-import { ClusterNode, clusterProcesses, recruit, type Recruited } from './cluster/cluster.js';
+import { ClusterNode, recruit, type Recruited } from './cluster/cluster.js';
 import type { ClusterOptions, ClusterProcessStatistics } from './cluster/options.js';
 import type { LocalKernel } from './cluster/link.js';
 
@@ -113,7 +113,6 @@ export class Kernel implements TaskKernel<Task, Thread> {
     if (!Number.isInteger(nodeBase) || nodeBase < 0 || nodeBase + nodes > MAX_NODES) {
       throw new RangeError(`options.nodeBase must be an integer from 0 to ${MAX_NODES} - nodes`);
     }
-    if (options.cluster !== undefined) clusterProcesses(options.cluster, nodes);
     const recruited = options.cluster === undefined ? undefined : await recruit(options.cluster, nodes, pageSize);
     const localNodes = recruited?.layout.shares[0] ?? nodes;
     const portTable = PortTable.create(localNodes);

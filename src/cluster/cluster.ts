@@ -36,7 +36,7 @@ export interface Recruited {
 
 const CLI_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
-export function connectOptions(options: ClusterOptions): ClusterConnectOptions {
+function connectOptions(options: ClusterOptions): ClusterConnectOptions {
   return {
     servers: typeof options.nats === 'string' ? options.nats : [...options.nats],
     name: options.name, user: options.user, pass: options.pass, token: options.token, nkeySeed: options.nkeySeed,
@@ -45,7 +45,7 @@ export function connectOptions(options: ClusterOptions): ClusterConnectOptions {
 }
 
 /** Checks a `cluster` option; returns how many processes it joins (this one included). */
-export function clusterProcesses(options: ClusterOptions, nodes: number): number {
+function clusterProcesses(options: ClusterOptions, nodes: number): number {
   const { spawn: spawned = 0, join = 0, timeoutMs = 30_000 } = options;
   const nats = typeof options.nats === 'string' ? [options.nats] : options.nats;
   if (!Array.isArray(nats) || nats.length === 0 || nats.some((url) => typeof url !== 'string' || !/^(nats|tls):\/\//.test(url))) {
@@ -175,9 +175,6 @@ export class ClusterNode {
     node.#start(true);
     return node;
   }
-
-  get gateway(): Gateway { return this.#gateway; }
-  get remoteTasks(): RemoteTasks { return this.#remote; }
 
   /** Process 0: waits until every other process answers (its kernel and cluster parts run). */
   async ready(): Promise<void> {
@@ -346,27 +343,23 @@ export class ClusterNode {
    * RightInTransit values (top level of an argument list, or an answer's `right`) made wire
    * rights granted to process `to`.
    */
-  async #rightsOut<T>(value: T, to: ProcessIndex): Promise<T> {
-    if (Array.isArray(value)) return Promise.all(value.map((item) => this.#rightOut(item, to))) as Promise<T>;
-    const record = value as Record<string, unknown>;
-    return (record['right'] === undefined ? record : { ...record, right: await this.#rightOut(record['right'], to) }) as T;
-  }
-
-  async #rightOut(value: unknown, to: ProcessIndex): Promise<unknown> {
-    return isRightInTransit(value) ? { wireRight: await this.#gateway.exportRight(value, to) } satisfies RightOnWire : value;
+  #rightsOut<T>(value: T, to: ProcessIndex): Promise<T> {
+    return eachRight(value, async (item) =>
+      isRightInTransit(item) ? { wireRight: await this.#gateway.exportRight(item, to) } satisfies RightOnWire : item);
   }
 
   /** The other way: wire rights made rights of this process (proxies, or the real right come home). */
-  async #rightsIn<T>(value: T): Promise<T> {
-    if (Array.isArray(value)) return Promise.all(value.map((item) => this.#rightIn(item))) as Promise<T>;
-    const record = value as Record<string, unknown>;
-    return (record['right'] === undefined ? record : { ...record, right: await this.#rightIn(record['right']) }) as T;
+  #rightsIn<T>(value: T): Promise<T> {
+    return eachRight(value, async (item) => typeof item === 'object' && item !== null && 'wireRight' in item
+      ? this.#gateway.importRight((item as RightOnWire).wireRight) : item);
   }
+}
 
-  async #rightIn(value: unknown): Promise<unknown> {
-    return typeof value === 'object' && value !== null && 'wireRight' in value
-      ? this.#gateway.importRight((value as RightOnWire).wireRight) : value;
-  }
+/** `value` (an argument list, or an answer with a `right`) with each place a right can be in mapped by `map`. */
+async function eachRight<T>(value: T, map: (item: unknown) => Promise<unknown>): Promise<T> {
+  if (Array.isArray(value)) return await Promise.all(value.map(map)) as T;
+  const record = value as Record<string, unknown>;
+  return (record['right'] === undefined ? record : { ...record, right: await map(record['right']) }) as T;
 }
 
 function isRightInTransit(value: unknown): value is RightInTransit {
